@@ -1,0 +1,718 @@
+//! The event contract: what a valid trade or quote is, and why an invalid one is rejected.
+//! `docs/events.md` is the prose form of this module.
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::names;
+use crate::number::{self, NumberError};
+
+/// Largest accepted `detail`, in bytes of JSON text. Quotes and trades are a few hundred bytes;
+/// the bound keeps a stored item and a rejected event's audit copy far below DynamoDB's 400 KB.
+pub const MAX_DETAIL_BYTES: usize = 32 * 1024;
+pub const MAX_SYMBOL_LEN: usize = 32;
+pub const MAX_EXCHANGE_LEN: usize = 16;
+pub const MAX_TRADE_ID_LEN: usize = 64;
+pub const MAX_ENVELOPE_ID_LEN: usize = 128;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Trade,
+    Quote,
+}
+
+impl Kind {
+    /// The `event_type` attribute: the partition of `EventTypeIndex`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Trade => "trade",
+            Kind::Quote => "quote",
+        }
+    }
+
+    pub fn of_detail_type(detail_type: &str) -> Option<Kind> {
+        if names::TRADE_DETAIL_TYPES.contains(&detail_type) {
+            Some(Kind::Trade)
+        } else if names::QUOTE_DETAIL_TYPES.contains(&detail_type) {
+            Some(Kind::Quote)
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Buy,
+    Sell,
+}
+
+impl Side {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Buy => "buy",
+            Side::Sell => "sell",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trade {
+    pub trade_id: Option<String>,
+    pub price: Decimal,
+    pub volume: u64,
+    pub side: Option<Side>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quote {
+    pub bid: Option<Decimal>,
+    pub ask: Option<Decimal>,
+    pub bid_size: Option<u64>,
+    pub ask_size: Option<u64>,
+    /// The last price; required for `Price Update`, absent otherwise.
+    pub price: Option<Decimal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    Trade(Trade),
+    Quote(Quote),
+}
+
+/// A validated event, ready to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarketEvent {
+    pub envelope_id: String,
+    pub source: String,
+    pub detail_type: String,
+    pub kind: Kind,
+    /// `detail.timestamp` if given, else the envelope time; truncated to milliseconds.
+    pub event_time: DateTime<Utc>,
+    /// `detail.timestamp` exactly as sent, when sent.
+    pub detail_timestamp: Option<String>,
+    pub exchange: String,
+    pub symbol: String,
+    pub currency: String,
+    pub body: Body,
+    /// Detail fields this contract does not know, kept verbatim.
+    pub extra: Map<String, Value>,
+}
+
+impl MarketEvent {
+    /// The sort key value: RFC 3339 UTC with milliseconds, so keys sort in time order.
+    pub fn timestamp_key(&self) -> String {
+        format_timestamp(self.event_time)
+    }
+}
+
+pub fn format_timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// One broken rule: the field (a path such as `detail.price`) and what it must be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub field: String,
+    pub rule: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.rule)
+    }
+}
+
+/// Why an event was not accepted, with whatever of the envelope could be read for the audit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub envelope_id: Option<String>,
+    pub detail_type: Option<String>,
+    pub source: Option<String>,
+    pub kind: Option<Kind>,
+    pub violations: Vec<Violation>,
+}
+
+impl Rejection {
+    /// All violations in one line, for the audit `reason`.
+    pub fn reason(&self) -> String {
+        self.violations
+            .iter()
+            .map(Violation::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// The deployment-specific rules that decoding needs.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub accepted_sources: Vec<String>,
+    pub max_future_skew_seconds: u32,
+    pub max_event_age_seconds: u32,
+}
+
+/// Decodes and validates one EventBridge event given as raw JSON text. `now` is the processing
+/// clock used for the time window.
+pub fn decode(raw: &str, rules: &Rules, now: DateTime<Utc>) -> Result<MarketEvent, Rejection> {
+    let envelope: EventBridgeEvent<Box<RawValue>> = match serde_json::from_str(raw) {
+        Ok(envelope) => envelope,
+        Err(err) => return Err(envelope_rejection(raw, &err)),
+    };
+    let mut v = Validator::default();
+    let kind = Kind::of_detail_type(&envelope.detail_type);
+    let mut rejection = Rejection {
+        envelope_id: envelope.id.clone(),
+        detail_type: Some(envelope.detail_type.clone()),
+        source: Some(envelope.source.clone()),
+        kind,
+        violations: Vec::new(),
+    };
+
+    let envelope_id = match envelope.id.as_deref() {
+        None => {
+            v.fail("id", "is required");
+            String::new()
+        }
+        Some(id) if id.is_empty() || id.len() > MAX_ENVELOPE_ID_LEN => {
+            v.fail(
+                "id",
+                format!("must be 1 to {MAX_ENVELOPE_ID_LEN} characters"),
+            );
+            String::new()
+        }
+        Some(id) => id.to_string(),
+    };
+    if !rules.accepted_sources.contains(&envelope.source) {
+        v.fail(
+            "source",
+            format!(
+                "{:?} is not an accepted source; accepted: {}",
+                truncate(&envelope.source),
+                rules.accepted_sources.join(", ")
+            ),
+        );
+    }
+    if kind.is_none() {
+        v.fail(
+            "detail-type",
+            format!(
+                "{:?} is not a known detail-type; known: {}, {}",
+                truncate(&envelope.detail_type),
+                names::TRADE_DETAIL_TYPES.join(", "),
+                names::QUOTE_DETAIL_TYPES.join(", ")
+            ),
+        );
+    }
+
+    let detail_text = envelope.detail.get();
+    if detail_text.len() > MAX_DETAIL_BYTES {
+        v.fail(
+            "detail",
+            format!(
+                "is {} bytes; at most {MAX_DETAIL_BYTES} are accepted",
+                detail_text.len()
+            ),
+        );
+        rejection.violations = v.violations;
+        return Err(rejection);
+    }
+    let mut detail = match serde_json::from_str::<UniqueKeyObject>(detail_text) {
+        Ok(UniqueKeyObject(map)) => map,
+        Err(err) => {
+            v.fail("detail", detail_error(detail_text, &err));
+            rejection.violations = v.violations;
+            return Err(rejection);
+        }
+    };
+
+    let exchange = v.code(
+        &mut detail,
+        "exchange",
+        MAX_EXCHANGE_LEN,
+        is_exchange_char,
+        "A-Z, 0-9, '.', '-', '_'",
+    );
+    let symbol = v.code(
+        &mut detail,
+        "symbol",
+        MAX_SYMBOL_LEN,
+        is_symbol_char,
+        "A-Z, 0-9, '.', '-', '_', '/', ':'",
+    );
+    let currency = v.currency(&mut detail);
+    let detail_timestamp = v.string(&mut detail, "timestamp", false);
+    let event_time = v.event_time(detail_timestamp.as_deref(), envelope.time, rules, now);
+
+    let body = match kind {
+        Some(Kind::Trade) => v.trade(&mut detail).map(Body::Trade),
+        Some(Kind::Quote) => v
+            .quote(&mut detail, envelope.detail_type == names::PRICE_UPDATE)
+            .map(Body::Quote),
+        None => None,
+    };
+
+    match (kind, exchange, symbol, currency, event_time, body) {
+        (Some(kind), Some(exchange), Some(symbol), Some(currency), Some(event_time), Some(body))
+            if v.violations.is_empty() =>
+        {
+            Ok(MarketEvent {
+                envelope_id,
+                source: envelope.source,
+                detail_type: envelope.detail_type,
+                kind,
+                event_time,
+                detail_timestamp,
+                exchange,
+                symbol,
+                currency,
+                body,
+                extra: detail,
+            })
+        }
+        _ => {
+            rejection.violations = v.violations;
+            Err(rejection)
+        }
+    }
+}
+
+/// Names the envelope field that made the typed decode fail; serde's message alone does not.
+fn envelope_rejection(raw: &str, err: &serde_json::Error) -> Rejection {
+    let mut rejection = Rejection {
+        envelope_id: None,
+        detail_type: None,
+        source: None,
+        kind: None,
+        violations: Vec::new(),
+    };
+    let object = match serde_json::from_str::<Value>(raw) {
+        Ok(Value::Object(object)) => object,
+        Ok(other) => {
+            rejection.violations.push(Violation {
+                field: "event".into(),
+                rule: format!(
+                    "must be a JSON object (an EventBridge event), found {}",
+                    number::json_type(&other)
+                ),
+            });
+            return rejection;
+        }
+        Err(_) => {
+            rejection.violations.push(Violation {
+                field: "event".into(),
+                rule: format!("is not valid JSON: {err}"),
+            });
+            return rejection;
+        }
+    };
+    let text = |key: &str| object.get(key).and_then(Value::as_str).map(String::from);
+    rejection.envelope_id = text("id");
+    rejection.detail_type = text("detail-type");
+    rejection.source = text("source");
+    rejection.kind = rejection.detail_type.as_deref().and_then(Kind::of_detail_type);
+
+    let mut v = Validator::default();
+    for (key, required) in [
+        ("id", false),
+        ("detail-type", true),
+        ("source", true),
+        ("version", false),
+        ("account", false),
+        ("region", false),
+    ] {
+        match object.get(key) {
+            None if required => v.fail(key, "is required"),
+            None | Some(Value::String(_)) => {}
+            Some(Value::Null) if !required => {}
+            Some(other) => v.fail(
+                key,
+                format!("must be a string, found {}", number::json_type(other)),
+            ),
+        }
+    }
+    match object.get("time") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if DateTime::parse_from_rfc3339(s).is_ok() => {}
+        Some(other) => v.fail(
+            "time",
+            format!(
+                "must be an RFC 3339 date-time such as 2026-01-02T15:04:05Z, found {}",
+                describe(other)
+            ),
+        ),
+    }
+    match object.get("resources") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => {}
+        Some(other) => v.fail(
+            "resources",
+            format!(
+                "must be an array of strings, found {}",
+                number::json_type(other)
+            ),
+        ),
+    }
+    if !object.contains_key("detail") {
+        v.fail("detail", "is required");
+    }
+    if v.violations.is_empty() {
+        v.fail("event", format!("is not a valid EventBridge event: {err}"));
+    }
+    rejection.violations = v.violations;
+    rejection
+}
+
+fn detail_error(text: &str, err: &serde_json::Error) -> String {
+    match serde_json::from_str::<Value>(text) {
+        Ok(value) if !value.is_object() => format!(
+            "must be a JSON object, found {}",
+            number::json_type(&value)
+        ),
+        _ => err.to_string(),
+    }
+}
+
+/// A JSON object that refuses repeated keys: with two `price` fields, which one is the trade?
+struct UniqueKeyObject(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for UniqueKeyObject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UniqueKeyObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut map = Map::new();
+                while let Some(key) = access.next_key::<String>()? {
+                    let value: Value = access.next_value()?;
+                    if map.insert(key.clone(), value).is_some() {
+                        return Err(serde::de::Error::custom(format!(
+                            "field {key:?} appears more than once"
+                        )));
+                    }
+                }
+                Ok(UniqueKeyObject(map))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+/// Collects every violation of a detail, so a feed sees all its mistakes at once.
+#[derive(Default)]
+struct Validator {
+    violations: Vec<Violation>,
+}
+
+impl Validator {
+    fn fail(&mut self, field: &str, rule: impl Into<String>) {
+        let field = match field {
+            "id" | "source" | "detail-type" | "time" | "detail" | "event" | "version"
+            | "account" | "region" | "resources" => field.to_string(),
+            _ => format!("detail.{field}"),
+        };
+        self.violations.push(Violation {
+            field,
+            rule: rule.into(),
+        });
+    }
+
+    fn string(&mut self, detail: &mut Map<String, Value>, field: &str, required: bool) -> Option<String> {
+        match detail.remove(field) {
+            None | Some(Value::Null) => {
+                if required {
+                    self.fail(field, "is required");
+                }
+                None
+            }
+            Some(Value::String(s)) => Some(s),
+            Some(other) => {
+                self.fail(
+                    field,
+                    format!("must be a string, found {}", number::json_type(&other)),
+                );
+                None
+            }
+        }
+    }
+
+    /// Exchange and symbol codes: upper case, bounded, and safe to use as index keys.
+    fn code(
+        &mut self,
+        detail: &mut Map<String, Value>,
+        field: &str,
+        max_len: usize,
+        allowed: fn(char) -> bool,
+        allowed_text: &str,
+    ) -> Option<String> {
+        let value = self.string(detail, field, true)?;
+        let first_ok = value.chars().next().is_some_and(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        if value.is_empty() || value.len() > max_len || !first_ok || !value.chars().all(allowed) {
+            self.fail(
+                field,
+                format!(
+                    "{:?} must be 1 to {max_len} characters of {allowed_text}, starting with a letter or digit",
+                    truncate(&value),
+                ),
+            );
+            return None;
+        }
+        Some(value)
+    }
+
+    fn currency(&mut self, detail: &mut Map<String, Value>) -> Option<String> {
+        let value = match detail.get("currency") {
+            None | Some(Value::Null) => {
+                detail.remove("currency");
+                return Some("USD".into());
+            }
+            Some(_) => self.string(detail, "currency", false)?,
+        };
+        if value.len() == 3 && value.chars().all(|c| c.is_ascii_uppercase()) {
+            Some(value)
+        } else {
+            self.fail(
+                "currency",
+                format!(
+                    "{:?} must be an ISO 4217 code of three upper-case letters such as USD",
+                    truncate(&value)
+                ),
+            );
+            None
+        }
+    }
+
+    fn event_time(
+        &mut self,
+        detail_timestamp: Option<&str>,
+        envelope_time: Option<DateTime<Utc>>,
+        rules: &Rules,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let (field, time) = match (detail_timestamp, envelope_time) {
+            (Some(text), _) => match DateTime::parse_from_rfc3339(text) {
+                Ok(t) => ("timestamp", t.with_timezone(&Utc)),
+                Err(_) => {
+                    self.fail(
+                        "timestamp",
+                        format!(
+                            "{:?} is not an RFC 3339 date-time such as 2026-01-02T15:04:05.123Z",
+                            truncate(text)
+                        ),
+                    );
+                    return None;
+                }
+            },
+            (None, Some(t)) => ("time", t),
+            (None, None) => {
+                self.fail("timestamp", "is required when the envelope has no time");
+                return None;
+            }
+        };
+        let time = truncate_to_millis(time);
+        let ahead = time.signed_duration_since(now).num_seconds();
+        let behind = now.signed_duration_since(time).num_seconds();
+        if ahead > i64::from(rules.max_future_skew_seconds) {
+            self.fail(
+                field,
+                format!(
+                    "{} is {ahead} s ahead of the processing clock; at most {} s allowed",
+                    format_timestamp(time),
+                    rules.max_future_skew_seconds
+                ),
+            );
+            return None;
+        }
+        if behind > i64::from(rules.max_event_age_seconds) {
+            self.fail(
+                field,
+                format!(
+                    "{} is {behind} s old; at most {} s allowed",
+                    format_timestamp(time),
+                    rules.max_event_age_seconds
+                ),
+            );
+            return None;
+        }
+        Some(time)
+    }
+
+    fn decimal(&mut self, detail: &mut Map<String, Value>, field: &str, required: bool) -> Option<Decimal> {
+        let value = match detail.remove(field) {
+            None | Some(Value::Null) => {
+                if required {
+                    self.fail(field, "is required");
+                }
+                return None;
+            }
+            Some(value) => value,
+        };
+        match number::exact_decimal(&value) {
+            Ok(d) if d > Decimal::ZERO => Some(d),
+            Ok(_) => {
+                self.fail(field, format!("must be greater than 0, found {}", describe(&value)));
+                None
+            }
+            Err(err) => {
+                self.fail(field, describe_number_error(&err, &value));
+                None
+            }
+        }
+    }
+
+    fn count(&mut self, detail: &mut Map<String, Value>, field: &str, required: bool) -> Option<u64> {
+        let value = match detail.remove(field) {
+            None | Some(Value::Null) => {
+                if required {
+                    self.fail(field, "is required");
+                }
+                return None;
+            }
+            Some(value) => value,
+        };
+        let rule = "must be a positive whole number";
+        match number::exact_decimal(&value) {
+            Ok(d) if d > Decimal::ZERO && d.fract().is_zero() => match u64::try_from(d) {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    self.fail(field, format!("{rule} below 2^64, found {}", describe(&value)));
+                    None
+                }
+            },
+            Ok(_) => {
+                self.fail(field, format!("{rule}, found {}", describe(&value)));
+                None
+            }
+            Err(err) => {
+                self.fail(field, describe_number_error(&err, &value));
+                None
+            }
+        }
+    }
+
+    fn trade(&mut self, detail: &mut Map<String, Value>) -> Option<Trade> {
+        let price = self.decimal(detail, "price", true);
+        let volume = self.count(detail, "volume", true);
+        let trade_id = self.string(detail, "trade_id", false);
+        let trade_id_ok = match &trade_id {
+            Some(id) if id.is_empty() || id.len() > MAX_TRADE_ID_LEN || !id.chars().all(is_trade_id_char) => {
+                self.fail(
+                    "trade_id",
+                    format!(
+                        "{:?} must be 1 to {MAX_TRADE_ID_LEN} characters of A-Z, a-z, 0-9, '.', '-', '_', ':'",
+                        truncate(id)
+                    ),
+                );
+                false
+            }
+            _ => true,
+        };
+        let side = match self.string(detail, "side", false).as_deref() {
+            None => Some(None),
+            Some("buy") => Some(Some(Side::Buy)),
+            Some("sell") => Some(Some(Side::Sell)),
+            Some(other) => {
+                self.fail("side", format!("{:?} must be \"buy\" or \"sell\"", truncate(other)));
+                None
+            }
+        };
+        if !trade_id_ok {
+            return None;
+        }
+        Some(Trade {
+            trade_id,
+            price: price?,
+            volume: volume?,
+            side: side?,
+        })
+    }
+
+    fn quote(&mut self, detail: &mut Map<String, Value>, price_update: bool) -> Option<Quote> {
+        let bid = self.decimal(detail, "bid", !price_update);
+        let ask = self.decimal(detail, "ask", !price_update);
+        let bid_size = self.count(detail, "bid_size", false);
+        let ask_size = self.count(detail, "ask_size", false);
+        let price = if price_update {
+            self.decimal(detail, "price", true)
+        } else if detail.contains_key("price") {
+            self.fail("price", "belongs to Price Update; a Market Quote carries bid and ask");
+            detail.remove("price");
+            None
+        } else {
+            None
+        };
+        if let (Some(b), Some(a)) = (bid, ask)
+            && b > a
+        {
+            self.fail("bid", format!("{b} must not exceed ask {a}"));
+            return None;
+        }
+        if price_update && price.is_none() {
+            return None;
+        }
+        if !price_update && (bid.is_none() || ask.is_none()) {
+            return None;
+        }
+        Some(Quote {
+            bid,
+            ask,
+            bid_size,
+            ask_size,
+            price,
+        })
+    }
+}
+
+fn truncate_to_millis(t: DateTime<Utc>) -> DateTime<Utc> {
+    let nanos = t.timestamp_subsec_nanos();
+    t - chrono::Duration::nanoseconds(i64::from(nanos % 1_000_000))
+}
+
+fn is_exchange_char(c: char) -> bool {
+    c.is_ascii_uppercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_')
+}
+
+fn is_symbol_char(c: char) -> bool {
+    c.is_ascii_uppercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_' | '/' | ':')
+}
+
+fn is_trade_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':')
+}
+
+fn describe_number_error(err: &NumberError, value: &Value) -> String {
+    match err {
+        NumberError::WrongType(_) => err.to_string(),
+        _ => format!("{} {err}", describe(value)),
+    }
+}
+
+/// A short rendering of a bad value for a message; feeds can send megabytes.
+fn describe(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("{:?}", truncate(s)),
+        other => truncate(&other.to_string()).to_string(),
+    }
+}
+
+fn truncate(s: &str) -> &str {
+    const LIMIT: usize = 64;
+    if s.len() <= LIMIT {
+        return s;
+    }
+    let mut end = LIMIT;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

@@ -1,0 +1,238 @@
+//! DynamoDB items: the market-data record, its dedupe guard, and the audit entry.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::event::{Body, MarketEvent, Rejection, format_timestamp};
+use crate::names;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// The largest raw event copied into a REJECTED audit entry: EventBridge's own event limit, so
+/// anything that came through a bus is kept whole, and the item stays under DynamoDB's 400 KB.
+pub const MAX_RAW_AUDIT_BYTES: usize = 256 * 1024;
+
+/// `event_type` of audit entries for events whose detail-type could not be classified.
+pub const UNKNOWN_EVENT_TYPE: &str = "unknown";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Processed,
+    Duplicate,
+    Rejected,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Processed => "PROCESSED",
+            Status::Duplicate => "DUPLICATE",
+            Status::Rejected => "REJECTED",
+            Status::Failed => "FAILED",
+        }
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// The key that makes a re-published trade a duplicate although its envelope id is new:
+/// same detail-type, trade id and content (every detail field as sent, numbers normalized).
+/// Events without a trade id need no guard: their record key (envelope id + event time) is
+/// already stable across redeliveries.
+pub fn dedupe_key(event: &MarketEvent) -> Option<String> {
+    let Body::Trade(trade) = &event.body else {
+        return None;
+    };
+    let trade_id = trade.trade_id.as_deref()?;
+    let mut hasher = Sha256::new();
+    let extra = serde_json::Value::Object(event.extra.clone()).to_string();
+    for part in [
+        event.detail_type.as_str(),
+        event.exchange.as_str(),
+        event.symbol.as_str(),
+        trade_id,
+        &trade.price.to_string(),
+        &trade.volume.to_string(),
+        trade.side.map_or("", |side| side.as_str()),
+        event.currency.as_str(),
+        event.detail_timestamp.as_deref().unwrap_or(""),
+        &extra,
+    ] {
+        // Length-prefixed so that no two different field lists hash the same bytes.
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    let digest = hasher.finalize();
+    let mut key = String::with_capacity(names::DEDUPE_KEY_PREFIX.len() + 64);
+    key.push_str(names::DEDUPE_KEY_PREFIX);
+    for byte in digest {
+        key.push_str(&format!("{byte:02x}"));
+    }
+    Some(key)
+}
+
+fn expires_at(event_time: DateTime<Utc>, ttl_days: u32) -> i64 {
+    event_time.timestamp() + i64::from(ttl_days) * 86_400
+}
+
+/// The market-data record of a valid event.
+pub fn record(
+    event: &MarketEvent,
+    dedupe_key: Option<&str>,
+    received_at: DateTime<Utc>,
+    request_id: &str,
+    ttl_days: u32,
+) -> Item {
+    let mut item = Item::with_capacity(20);
+    item.insert(names::EVENT_ID.into(), s(&event.envelope_id));
+    item.insert(names::TIMESTAMP.into(), s(event.timestamp_key()));
+    item.insert(names::EVENT_TYPE.into(), s(event.kind.as_str()));
+    item.insert("detail_type".into(), s(&event.detail_type));
+    item.insert("source".into(), s(&event.source));
+    item.insert(names::EXCHANGE.into(), s(&event.exchange));
+    item.insert(names::SYMBOL.into(), s(&event.symbol));
+    item.insert("currency".into(), s(&event.currency));
+    match &event.body {
+        Body::Trade(trade) => {
+            item.insert("price".into(), n(trade.price));
+            item.insert("volume".into(), n(trade.volume));
+            if let Some(id) = &trade.trade_id {
+                item.insert("trade_id".into(), s(id));
+            }
+            if let Some(side) = trade.side {
+                item.insert("side".into(), s(side.as_str()));
+            }
+        }
+        Body::Quote(quote) => {
+            for (name, value) in [
+                ("bid", quote.bid),
+                ("ask", quote.ask),
+                ("price", quote.price),
+            ] {
+                if let Some(value) = value {
+                    item.insert(name.into(), n(value));
+                }
+            }
+            for (name, value) in [("bid_size", quote.bid_size), ("ask_size", quote.ask_size)] {
+                if let Some(value) = value {
+                    item.insert(name.into(), n(value));
+                }
+            }
+        }
+    }
+    if let Some(ts) = &event.detail_timestamp {
+        item.insert("source_timestamp".into(), s(ts));
+    }
+    if !event.extra.is_empty() {
+        // Kept as JSON text: unknown fields can hold numbers DynamoDB's N type cannot represent.
+        item.insert(
+            "extra".into(),
+            s(serde_json::Value::Object(event.extra.clone()).to_string()),
+        );
+    }
+    if let Some(key) = dedupe_key {
+        item.insert("dedupe_key".into(), s(key));
+    }
+    item.insert("received_at".into(), s(format_timestamp(received_at)));
+    item.insert("request_id".into(), s(request_id));
+    item.insert(
+        names::EXPIRES_AT.into(),
+        n(expires_at(event.event_time, ttl_days)),
+    );
+    item
+}
+
+/// The guard item that claims a dedupe key; it expires with the record it protects.
+pub fn guard(event: &MarketEvent, dedupe_key: &str, ttl_days: u32) -> Item {
+    HashMap::from([
+        (names::EVENT_ID.into(), s(dedupe_key)),
+        (names::TIMESTAMP.into(), s(names::DEDUPE_SORT_KEY)),
+        ("record_event_id".into(), s(&event.envelope_id)),
+        ("record_timestamp".into(), s(event.timestamp_key())),
+        (
+            names::EXPIRES_AT.into(),
+            n(expires_at(event.event_time, ttl_days)),
+        ),
+    ])
+}
+
+/// What every audit entry records, whatever the outcome.
+pub struct AuditContext<'a> {
+    pub request_id: &'a str,
+    pub environment: &'a str,
+    pub at: DateTime<Utc>,
+    pub processing_ms: f64,
+}
+
+/// The audit entry of a valid event (PROCESSED, DUPLICATE or FAILED).
+pub fn audit_for_event(
+    event: &MarketEvent,
+    status: Status,
+    reason: &str,
+    ctx: &AuditContext,
+) -> Item {
+    let mut item = audit_base(status, reason, ctx);
+    item.insert(names::EVENT_ID.into(), s(&event.envelope_id));
+    item.insert(names::EVENT_TYPE.into(), s(event.kind.as_str()));
+    item.insert("detail_type".into(), s(&event.detail_type));
+    item.insert("source".into(), s(&event.source));
+    item.insert(names::EXCHANGE.into(), s(&event.exchange));
+    item.insert(names::SYMBOL.into(), s(&event.symbol));
+    item.insert("event_timestamp".into(), s(event.timestamp_key()));
+    item
+}
+
+/// The audit entry of a rejected event, carrying the raw event so it can be fixed and replayed.
+pub fn audit_for_rejection(rejection: &Rejection, raw: &str, ctx: &AuditContext) -> Item {
+    let mut item = audit_base(Status::Rejected, &rejection.reason(), ctx);
+    if let Some(id) = &rejection.envelope_id {
+        item.insert(names::EVENT_ID.into(), s(id));
+    }
+    item.insert(
+        names::EVENT_TYPE.into(),
+        s(rejection.kind.map_or(UNKNOWN_EVENT_TYPE, |k| k.as_str())),
+    );
+    if let Some(detail_type) = &rejection.detail_type {
+        item.insert("detail_type".into(), s(detail_type));
+    }
+    if let Some(source) = &rejection.source {
+        item.insert("source".into(), s(source));
+    }
+    item.insert("raw_bytes".into(), n(raw.len()));
+    if raw.len() <= MAX_RAW_AUDIT_BYTES {
+        item.insert("raw_event".into(), s(raw));
+    } else {
+        let mut end = MAX_RAW_AUDIT_BYTES;
+        while !raw.is_char_boundary(end) {
+            end -= 1;
+        }
+        item.insert("raw_event".into(), s(&raw[..end]));
+        item.insert("raw_truncated".into(), AttributeValue::Bool(true));
+    }
+    item
+}
+
+fn audit_base(status: Status, reason: &str, ctx: &AuditContext) -> Item {
+    let mut item = Item::with_capacity(16);
+    item.insert(names::AUDIT_ID.into(), s(uuid::Uuid::now_v7().to_string()));
+    item.insert(names::TIMESTAMP.into(), s(format_timestamp(ctx.at)));
+    item.insert("status".into(), s(status.as_str()));
+    item.insert("reason".into(), s(reason));
+    item.insert("request_id".into(), s(ctx.request_id));
+    item.insert("environment".into(), s(ctx.environment));
+    item.insert(
+        "processing_ms".into(),
+        n(format!("{:.3}", ctx.processing_ms)),
+    );
+    item
+}

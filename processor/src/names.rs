@@ -1,0 +1,131 @@
+//! Names shared by the processor and the infrastructure.
+//!
+//! The Pulumi renderer, the local pipeline and the Lambda all read these constants, so a table key,
+//! index or variable renamed here changes everywhere at once.
+
+/// Prefix of the market-data table; the stack suffix follows after a `-`.
+pub const MARKET_DATA_TABLE_PREFIX: &str = "market-data";
+/// Prefix of the audit-trail table; the stack suffix follows after a `-`.
+pub const AUDIT_TRAIL_TABLE_PREFIX: &str = "audit-trail";
+
+/// market-data partition key: the envelope id (or a dedupe guard id, see [`DEDUPE_KEY_PREFIX`]).
+pub const EVENT_ID: &str = "event_id";
+/// Sort key of both tables: RFC 3339 UTC with millisecond precision.
+pub const TIMESTAMP: &str = "timestamp";
+/// audit-trail partition key.
+pub const AUDIT_ID: &str = "audit_id";
+pub const EXCHANGE: &str = "exchange";
+pub const SYMBOL: &str = "symbol";
+pub const EVENT_TYPE: &str = "event_type";
+/// TTL attribute of both tables, epoch seconds.
+pub const EXPIRES_AT: &str = "expires_at";
+
+/// GSI on market-data: exchange + timestamp.
+pub const EXCHANGE_INDEX: &str = "ExchangeIndex";
+/// GSI on market-data: symbol + timestamp.
+pub const SYMBOL_INDEX: &str = "SymbolIndex";
+/// GSI on audit-trail: event_type + timestamp.
+pub const EVENT_TYPE_INDEX: &str = "EventTypeIndex";
+
+/// Guard items share the market-data table; their `event_id` starts with this and they carry no
+/// exchange or symbol, so they never appear in the indexes.
+pub const DEDUPE_KEY_PREFIX: &str = "dedupe#";
+/// Sort key value of every guard item: the guard must not depend on the event time.
+pub const DEDUPE_SORT_KEY: &str = "-";
+
+pub const ENV_MARKET_DATA_TABLE: &str = "MARKET_DATA_TABLE";
+pub const ENV_AUDIT_TRAIL_TABLE: &str = "AUDIT_TRAIL_TABLE";
+pub const ENV_ENVIRONMENT: &str = "ENVIRONMENT";
+pub const ENV_TTL_DAYS: &str = "TTL_DAYS";
+pub const ENV_ACCEPTED_SOURCES: &str = "ACCEPTED_SOURCES";
+pub const ENV_LOG_LEVEL: &str = "LOG_LEVEL";
+pub const ENV_MAX_FUTURE_SKEW_SECONDS: &str = "MAX_FUTURE_SKEW_SECONDS";
+pub const ENV_MAX_EVENT_AGE_SECONDS: &str = "MAX_EVENT_AGE_SECONDS";
+
+/// The source accepted when `ACCEPTED_SOURCES` is not set.
+pub const DEFAULT_SOURCE: &str = "market.data";
+
+pub const TRADE_EXECUTION: &str = "Trade Execution";
+pub const TRADE_UPDATE: &str = "Trade Update";
+pub const MARKET_QUOTE: &str = "Market Quote";
+pub const PRICE_UPDATE: &str = "Price Update";
+/// Detail-types routed by the trade rule.
+pub const TRADE_DETAIL_TYPES: [&str; 2] = [TRADE_EXECUTION, TRADE_UPDATE];
+/// Detail-types routed by the quote rule.
+pub const QUOTE_DETAIL_TYPES: [&str; 2] = [MARKET_QUOTE, PRICE_UPDATE];
+
+/// Namespace of the Embedded Metric Format metrics the processor prints.
+pub const METRICS_NAMESPACE: &str = "MarketData";
+
+/// Name of the Lambda package the build produces and the program deploys.
+pub const FUNCTION_BASE_NAME: &str = "market-processor";
+/// Path of the deployable archive, relative to the workspace root.
+pub const PACKAGE_PATH: &str = "target/lambda/market-processor/bootstrap.zip";
+
+/// `<prefix>-<suffix>`: the one naming rule for every suffixed resource.
+pub fn suffixed(prefix: &str, suffix: &str) -> String {
+    format!("{prefix}-{suffix}")
+}
+
+/// A global secondary index: name, partition key, sort key. Projection is ALL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexSchema {
+    pub name: &'static str,
+    pub hash_key: &'static str,
+    pub range_key: &'static str,
+}
+
+/// Key schema of a table. Every key attribute is a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableSchema {
+    pub prefix: &'static str,
+    pub hash_key: &'static str,
+    pub range_key: &'static str,
+    pub indexes: &'static [IndexSchema],
+    pub ttl_attribute: &'static str,
+}
+
+impl TableSchema {
+    /// Every attribute that a key of the table or of one of its indexes uses, sorted, once each.
+    pub fn key_attributes(&self) -> Vec<&'static str> {
+        let mut attrs = vec![self.hash_key, self.range_key];
+        for index in self.indexes {
+            attrs.push(index.hash_key);
+            attrs.push(index.range_key);
+        }
+        attrs.sort_unstable();
+        attrs.dedup();
+        attrs
+    }
+}
+
+pub const MARKET_DATA_SCHEMA: TableSchema = TableSchema {
+    prefix: MARKET_DATA_TABLE_PREFIX,
+    hash_key: EVENT_ID,
+    range_key: TIMESTAMP,
+    indexes: &[
+        IndexSchema {
+            name: EXCHANGE_INDEX,
+            hash_key: EXCHANGE,
+            range_key: TIMESTAMP,
+        },
+        IndexSchema {
+            name: SYMBOL_INDEX,
+            hash_key: SYMBOL,
+            range_key: TIMESTAMP,
+        },
+    ],
+    ttl_attribute: EXPIRES_AT,
+};
+
+pub const AUDIT_TRAIL_SCHEMA: TableSchema = TableSchema {
+    prefix: AUDIT_TRAIL_TABLE_PREFIX,
+    hash_key: AUDIT_ID,
+    range_key: TIMESTAMP,
+    indexes: &[IndexSchema {
+        name: EVENT_TYPE_INDEX,
+        hash_key: EVENT_TYPE,
+        range_key: TIMESTAMP,
+    }],
+    ttl_attribute: EXPIRES_AT,
+};
