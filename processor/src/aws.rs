@@ -23,6 +23,17 @@ pub async fn sdk_config() -> SdkConfig {
 
 /// The loader behind [`sdk_config`], for callers that must override one setting.
 pub fn loader() -> aws_config::ConfigLoader {
+    loader_with_timeouts(
+        TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+            .operation_timeout(OPERATION_TIMEOUT)
+            .build(),
+    )
+}
+
+/// Same client, other limits: operator tools wait longer than a Lambda invocation may.
+pub fn loader_with_timeouts(timeouts: TimeoutConfig) -> aws_config::ConfigLoader {
     let http_client = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::Ring,
@@ -30,11 +41,5 @@ pub fn loader() -> aws_config::ConfigLoader {
         .build_https();
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client)
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .operation_timeout(OPERATION_TIMEOUT)
-                .build(),
-        )
+        .timeout_config(timeouts)
 }

@@ -168,16 +168,11 @@ mod tests {
 
     #[test]
     fn each_missing_required_var_is_named() {
-        for skip in 0..REQUIRED.len() {
-            let partial: Vec<_> = REQUIRED
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != skip)
-                .map(|(_, p)| *p)
-                .collect();
+        for (name, _) in REQUIRED {
+            let partial: Vec<_> = REQUIRED.into_iter().filter(|(n, _)| *n != name).collect();
             let err = Settings::from_map(&vars(&partial)).unwrap_err();
-            assert_eq!(err, SettingsError::Missing(REQUIRED[skip].0));
-            assert!(err.to_string().contains(REQUIRED[skip].0));
+            assert_eq!(err, SettingsError::Missing(name));
+            assert!(err.to_string().contains(name));
         }
     }
 

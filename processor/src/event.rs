@@ -257,23 +257,26 @@ pub fn decode(raw: &str, rules: &Rules, now: DateTime<Utc>) -> Result<MarketEven
     };
 
     match (kind, exchange, symbol, currency, event_time, body) {
-        (Some(kind), Some(exchange), Some(symbol), Some(currency), Some(event_time), Some(body))
-            if v.violations.is_empty() =>
-        {
-            Ok(MarketEvent {
-                envelope_id,
-                source: envelope.source,
-                detail_type: envelope.detail_type,
-                kind,
-                event_time,
-                detail_timestamp,
-                exchange,
-                symbol,
-                currency,
-                body,
-                extra: detail,
-            })
-        }
+        (
+            Some(kind),
+            Some(exchange),
+            Some(symbol),
+            Some(currency),
+            Some(event_time),
+            Some(body),
+        ) if v.violations.is_empty() => Ok(MarketEvent {
+            envelope_id,
+            source: envelope.source,
+            detail_type: envelope.detail_type,
+            kind,
+            event_time,
+            detail_timestamp,
+            exchange,
+            symbol,
+            currency,
+            body,
+            extra: detail,
+        }),
         _ => {
             rejection.violations = v.violations;
             Err(rejection)
@@ -314,7 +317,10 @@ fn envelope_rejection(raw: &str, err: &serde_json::Error) -> Rejection {
     rejection.envelope_id = text("id");
     rejection.detail_type = text("detail-type");
     rejection.source = text("source");
-    rejection.kind = rejection.detail_type.as_deref().and_then(Kind::of_detail_type);
+    rejection.kind = rejection
+        .detail_type
+        .as_deref()
+        .and_then(Kind::of_detail_type);
 
     let mut v = Validator::default();
     for (key, required) in [
@@ -369,10 +375,9 @@ fn envelope_rejection(raw: &str, err: &serde_json::Error) -> Rejection {
 
 fn detail_error(text: &str, err: &serde_json::Error) -> String {
     match serde_json::from_str::<Value>(text) {
-        Ok(value) if !value.is_object() => format!(
-            "must be a JSON object, found {}",
-            number::json_type(&value)
-        ),
+        Ok(value) if !value.is_object() => {
+            format!("must be a JSON object, found {}", number::json_type(&value))
+        }
         _ => err.to_string(),
     }
 }
@@ -427,7 +432,12 @@ impl Validator {
         });
     }
 
-    fn string(&mut self, detail: &mut Map<String, Value>, field: &str, required: bool) -> Option<String> {
+    fn string(
+        &mut self,
+        detail: &mut Map<String, Value>,
+        field: &str,
+        required: bool,
+    ) -> Option<String> {
         match detail.remove(field) {
             None | Some(Value::Null) => {
                 if required {
@@ -456,7 +466,10 @@ impl Validator {
         allowed_text: &str,
     ) -> Option<String> {
         let value = self.string(detail, field, true)?;
-        let first_ok = value.chars().next().is_some_and(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        let first_ok = value
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
         if value.is_empty() || value.len() > max_len || !first_ok || !value.chars().all(allowed) {
             self.fail(
                 field,
@@ -547,7 +560,12 @@ impl Validator {
         Some(time)
     }
 
-    fn decimal(&mut self, detail: &mut Map<String, Value>, field: &str, required: bool) -> Option<Decimal> {
+    fn decimal(
+        &mut self,
+        detail: &mut Map<String, Value>,
+        field: &str,
+        required: bool,
+    ) -> Option<Decimal> {
         let value = match detail.remove(field) {
             None | Some(Value::Null) => {
                 if required {
@@ -560,7 +578,10 @@ impl Validator {
         match number::exact_decimal(&value) {
             Ok(d) if d > Decimal::ZERO => Some(d),
             Ok(_) => {
-                self.fail(field, format!("must be greater than 0, found {}", describe(&value)));
+                self.fail(
+                    field,
+                    format!("must be greater than 0, found {}", describe(&value)),
+                );
                 None
             }
             Err(err) => {
@@ -570,7 +591,12 @@ impl Validator {
         }
     }
 
-    fn count(&mut self, detail: &mut Map<String, Value>, field: &str, required: bool) -> Option<u64> {
+    fn count(
+        &mut self,
+        detail: &mut Map<String, Value>,
+        field: &str,
+        required: bool,
+    ) -> Option<u64> {
         let value = match detail.remove(field) {
             None | Some(Value::Null) => {
                 if required {
@@ -585,7 +611,10 @@ impl Validator {
             Ok(d) if d > Decimal::ZERO && d.fract().is_zero() => match u64::try_from(d) {
                 Ok(n) => Some(n),
                 Err(_) => {
-                    self.fail(field, format!("{rule} below 2^64, found {}", describe(&value)));
+                    self.fail(
+                        field,
+                        format!("{rule} below 2^64, found {}", describe(&value)),
+                    );
                     None
                 }
             },
@@ -605,7 +634,11 @@ impl Validator {
         let volume = self.count(detail, "volume", true);
         let trade_id = self.string(detail, "trade_id", false);
         let trade_id_ok = match &trade_id {
-            Some(id) if id.is_empty() || id.len() > MAX_TRADE_ID_LEN || !id.chars().all(is_trade_id_char) => {
+            Some(id)
+                if id.is_empty()
+                    || id.len() > MAX_TRADE_ID_LEN
+                    || !id.chars().all(is_trade_id_char) =>
+            {
                 self.fail(
                     "trade_id",
                     format!(
@@ -622,7 +655,10 @@ impl Validator {
             Some("buy") => Some(Some(Side::Buy)),
             Some("sell") => Some(Some(Side::Sell)),
             Some(other) => {
-                self.fail("side", format!("{:?} must be \"buy\" or \"sell\"", truncate(other)));
+                self.fail(
+                    "side",
+                    format!("{:?} must be \"buy\" or \"sell\"", truncate(other)),
+                );
                 None
             }
         };
@@ -645,7 +681,10 @@ impl Validator {
         let price = if price_update {
             self.decimal(detail, "price", true)
         } else if detail.contains_key("price") {
-            self.fail("price", "belongs to Price Update; a Market Quote carries bid and ask");
+            self.fail(
+                "price",
+                "belongs to Price Update; a Market Quote carries bid and ask",
+            );
             detail.remove("price");
             None
         } else {

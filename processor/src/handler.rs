@@ -165,8 +165,12 @@ impl Processor {
             }
             Err(source) => {
                 let reason = source.to_string();
-                let audit =
-                    item::audit_for_event(&event, Status::Failed, &reason, &audit_ctx(elapsed_ms()));
+                let audit = item::audit_for_event(
+                    &event,
+                    Status::Failed,
+                    &reason,
+                    &audit_ctx(elapsed_ms()),
+                );
                 // Best effort: the store is failing, and the event is safe in Lambda's retry
                 // and DLQ path whether or not this entry lands.
                 if let Err(audit_err) = self.store.write_audit(audit).await {
@@ -240,18 +244,21 @@ pub async fn handle(
         .await
 }
 
-/// The error type Lambda records (and the DLQ message carries): what failed and why.
-impl From<ProcessError> for lambda_runtime::Diagnostic {
-    fn from(err: ProcessError) -> Self {
-        let kind = match &err {
-            ProcessError::Store { source, .. } | ProcessError::Audit { source, .. } => source,
-        };
-        let error_type = match kind {
+impl ProcessError {
+    /// The `errorType` Lambda records and the DLQ message carries.
+    pub fn error_type(&self) -> &'static str {
+        let (ProcessError::Store { source, .. } | ProcessError::Audit { source, .. }) = self;
+        match source {
             StoreError::Transient { .. } => "TransientStoreError",
             StoreError::Permanent { .. } => "StoreError",
-        };
+        }
+    }
+}
+
+impl From<ProcessError> for lambda_runtime::Diagnostic {
+    fn from(err: ProcessError) -> Self {
         lambda_runtime::Diagnostic {
-            error_type: error_type.to_string(),
+            error_type: err.error_type().to_string(),
             error_message: err.to_string(),
         }
     }

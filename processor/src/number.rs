@@ -76,7 +76,9 @@ pub fn parse_decimal_text(text: &str) -> Result<Decimal, NumberError> {
                 .checked_add(u32::try_from(e.unsigned_abs()).unwrap_or(u32::MAX))
                 .filter(|s| *s <= 28)
                 .ok_or(NumberError::TooPrecise)?;
-            value.set_scale(scale).map_err(|_| NumberError::TooPrecise)?;
+            value
+                .set_scale(scale)
+                .map_err(|_| NumberError::TooPrecise)?;
         }
         e => {
             for _ in 0..e {
@@ -140,7 +142,13 @@ mod tests {
 
     #[test]
     fn keeps_digits_of_json_numbers_and_strings() {
-        for text in ["150.25", "0.000000012345", "12345678901234567890.123", "1", "7"] {
+        for text in [
+            "150.25",
+            "0.000000012345",
+            "12345678901234567890.123",
+            "1",
+            "7",
+        ] {
             assert_eq!(exact_decimal(&json_number(text)).unwrap().to_string(), text);
             assert_eq!(
                 exact_decimal(&Value::String(text.into()))
@@ -170,8 +178,21 @@ mod tests {
     #[test]
     fn rejects_non_numbers() {
         for text in [
-            "", "NaN", "Infinity", "-Infinity", "1_000", "+1", ".5", "5.", "01", "1e", "0x10",
-            " 1", "1 ", "1e+", "1.5e-",
+            "",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "1_000",
+            "+1",
+            ".5",
+            "5.",
+            "01",
+            "1e",
+            "0x10",
+            " 1",
+            "1 ",
+            "1e+",
+            "1.5e-",
         ] {
             assert_eq!(
                 exact_decimal(&Value::String(text.into())),
@@ -197,9 +218,16 @@ mod tests {
             Err(NumberError::TooPrecise)
         );
         for text in ["1e40", "1e99999", "1e-99999999999999999999"] {
-            assert_eq!(exact_decimal(&json_number(text)), Err(NumberError::TooPrecise), "{text}");
+            assert_eq!(
+                exact_decimal(&json_number(text)),
+                Err(NumberError::TooPrecise),
+                "{text}"
+            );
         }
-        assert_eq!(exact_decimal(&json_number("0e99999")).unwrap(), Decimal::ZERO);
+        assert_eq!(
+            exact_decimal(&json_number("0e99999")).unwrap(),
+            Decimal::ZERO
+        );
     }
 
     proptest! {

@@ -132,11 +132,7 @@ impl Store {
     }
 }
 
-fn put(
-    table: &str,
-    item: Item,
-    condition: Option<&str>,
-) -> Result<TransactWriteItem, StoreError> {
+fn put(table: &str, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
     let put = Put::builder()
         .table_name(table)
         .set_item(Some(item))

@@ -86,10 +86,7 @@ async fn bootstrap_processes_events_end_to_end() {
     let records = tables.records().await;
     assert_eq!(records.len(), 1);
     assert_eq!(support::n(&records[0], "price"), "412.07");
-    assert_eq!(
-        statuses(&tables.audits().await),
-        ["PROCESSED", "REJECTED"]
-    );
+    assert_eq!(statuses(&tables.audits().await), ["PROCESSED", "REJECTED"]);
 
     // Logs are JSON lines with the request id and outcome; metrics are EMF documents.
     let output = child.wait_with_output().await.expect("output");

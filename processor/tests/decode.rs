@@ -152,77 +152,323 @@ fn every_reject_reason_names_the_field_and_the_rule() {
         (envelope("not json"), "event", "not valid JSON"),
         (envelope("[1,2]"), "event", "must be a JSON object"),
         (envelope("42"), "event", "must be a JSON object"),
-        (envelope(r#"{"id":"a","source":"market.data","detail":{}}"#), "detail-type", "is required"),
-        (envelope(r#"{"id":"a","detail-type":"Trade Execution","detail":{}}"#), "source", "is required"),
-        (envelope(r#"{"id":"a","detail-type":"Trade Execution","source":"market.data"}"#), "detail", "is required"),
-        (envelope(r#"{"id":7,"detail-type":"Trade Execution","source":"market.data","detail":{}}"#), "id", "must be a string"),
-        (envelope(r#"{"id":"a","detail-type":["x"],"source":"market.data","detail":{}}"#), "detail-type", "must be a string"),
-        (envelope(r#"{"id":"a","detail-type":"Trade Execution","source":"market.data","time":"yesterday","detail":{}}"#), "time", "RFC 3339"),
-        (envelope(r#"{"id":"a","detail-type":"Trade Execution","source":"market.data","resources":"x","detail":{}}"#), "resources", "array of strings"),
-        (trade("").replace(r#""id":"evt-1","#, ""), "id", "is required"),
-        (trade("").replace(r#""id":"evt-1""#, r#""id":"""#), "id", "1 to 128 characters"),
-        (trade("").replace("market.data", "evil.feed"), "source", "not an accepted source"),
-        (event("Trade Cancel", TRADE), "detail-type", "not a known detail-type"),
+        (
+            envelope(r#"{"id":"a","source":"market.data","detail":{}}"#),
+            "detail-type",
+            "is required",
+        ),
+        (
+            envelope(r#"{"id":"a","detail-type":"Trade Execution","detail":{}}"#),
+            "source",
+            "is required",
+        ),
+        (
+            envelope(r#"{"id":"a","detail-type":"Trade Execution","source":"market.data"}"#),
+            "detail",
+            "is required",
+        ),
+        (
+            envelope(
+                r#"{"id":7,"detail-type":"Trade Execution","source":"market.data","detail":{}}"#,
+            ),
+            "id",
+            "must be a string",
+        ),
+        (
+            envelope(r#"{"id":"a","detail-type":["x"],"source":"market.data","detail":{}}"#),
+            "detail-type",
+            "must be a string",
+        ),
+        (
+            envelope(
+                r#"{"id":"a","detail-type":"Trade Execution","source":"market.data","time":"yesterday","detail":{}}"#,
+            ),
+            "time",
+            "RFC 3339",
+        ),
+        (
+            envelope(
+                r#"{"id":"a","detail-type":"Trade Execution","source":"market.data","resources":"x","detail":{}}"#,
+            ),
+            "resources",
+            "array of strings",
+        ),
+        (
+            trade("").replace(r#""id":"evt-1","#, ""),
+            "id",
+            "is required",
+        ),
+        (
+            trade("").replace(r#""id":"evt-1""#, r#""id":"""#),
+            "id",
+            "1 to 128 characters",
+        ),
+        (
+            trade("").replace("market.data", "evil.feed"),
+            "source",
+            "not an accepted source",
+        ),
+        (
+            event("Trade Cancel", TRADE),
+            "detail-type",
+            "not a known detail-type",
+        ),
         // Detail shape
         (bare(r#""a string""#), "detail", "must be a JSON object"),
         (bare("[]"), "detail", "must be a JSON object"),
         (bare(&big_detail), "detail", "at most 32768"),
-        (bare(r#"{"exchange":"NASDAQ","symbol":"AAPL","price":1,"price":2,"volume":1}"#), "detail", "appears more than once"),
+        (
+            bare(r#"{"exchange":"NASDAQ","symbol":"AAPL","price":1,"price":2,"volume":1}"#),
+            "detail",
+            "appears more than once",
+        ),
         // Exchange and symbol
-        (bare(r#"{"symbol":"AAPL","price":1,"volume":1}"#), "detail.exchange", "is required"),
-        (bare(r#"{"exchange":5,"symbol":"AAPL","price":1,"volume":1}"#), "detail.exchange", "must be a string"),
-        (bare(r#"{"exchange":"nasdaq","symbol":"AAPL","price":1,"volume":1}"#), "detail.exchange", "A-Z"),
-        (bare(r#"{"exchange":"","symbol":"AAPL","price":1,"volume":1}"#), "detail.exchange", "1 to 16"),
-        (bare(r#"{"exchange":"ABCDEFGHIJKLMNOPQ","symbol":"AAPL","price":1,"volume":1}"#), "detail.exchange", "1 to 16"),
-        (bare(r#"{"exchange":"NASDAQ","price":1,"volume":1}"#), "detail.symbol", "is required"),
-        (bare(r#"{"exchange":"NASDAQ","symbol":"AA PL","price":1,"volume":1}"#), "detail.symbol", "A-Z"),
-        (bare(r#"{"exchange":"NASDAQ","symbol":"-AAPL","price":1,"volume":1}"#), "detail.symbol", "starting with a letter or digit"),
-        (bare(&format!(r#"{{"exchange":"NASDAQ","symbol":"{}","price":1,"volume":1}}"#, "A".repeat(33))), "detail.symbol", "1 to 32"),
+        (
+            bare(r#"{"symbol":"AAPL","price":1,"volume":1}"#),
+            "detail.exchange",
+            "is required",
+        ),
+        (
+            bare(r#"{"exchange":5,"symbol":"AAPL","price":1,"volume":1}"#),
+            "detail.exchange",
+            "must be a string",
+        ),
+        (
+            bare(r#"{"exchange":"nasdaq","symbol":"AAPL","price":1,"volume":1}"#),
+            "detail.exchange",
+            "A-Z",
+        ),
+        (
+            bare(r#"{"exchange":"","symbol":"AAPL","price":1,"volume":1}"#),
+            "detail.exchange",
+            "1 to 16",
+        ),
+        (
+            bare(r#"{"exchange":"ABCDEFGHIJKLMNOPQ","symbol":"AAPL","price":1,"volume":1}"#),
+            "detail.exchange",
+            "1 to 16",
+        ),
+        (
+            bare(r#"{"exchange":"NASDAQ","price":1,"volume":1}"#),
+            "detail.symbol",
+            "is required",
+        ),
+        (
+            bare(r#"{"exchange":"NASDAQ","symbol":"AA PL","price":1,"volume":1}"#),
+            "detail.symbol",
+            "A-Z",
+        ),
+        (
+            bare(r#"{"exchange":"NASDAQ","symbol":"-AAPL","price":1,"volume":1}"#),
+            "detail.symbol",
+            "starting with a letter or digit",
+        ),
+        (
+            bare(&format!(
+                r#"{{"exchange":"NASDAQ","symbol":"{}","price":1,"volume":1}}"#,
+                "A".repeat(33)
+            )),
+            "detail.symbol",
+            "1 to 32",
+        ),
         // Price
-        (bare(r#"{"exchange":"NASDAQ","symbol":"AAPL","volume":1}"#), "detail.price", "is required"),
-        (trade(r#","price":0"#).replace(r#""price":1,"#, ""), "detail.price", "greater than 0"),
-        (trade(r#","price":-1.5"#).replace(r#""price":1,"#, ""), "detail.price", "greater than 0"),
-        (trade(r#","price":"-0""#).replace(r#""price":1,"#, ""), "detail.price", "greater than 0"),
-        (trade(r#","price":"NaN""#).replace(r#""price":1,"#, ""), "detail.price", "not a decimal number"),
-        (trade(r#","price":"Infinity""#).replace(r#""price":1,"#, ""), "detail.price", "not a decimal number"),
-        (trade(r#","price":"1,5""#).replace(r#""price":1,"#, ""), "detail.price", "not a decimal number"),
-        (trade(r#","price":true"#).replace(r#""price":1,"#, ""), "detail.price", "found a boolean"),
-        (trade(r#","price":{"v":1}"#).replace(r#""price":1,"#, ""), "detail.price", "found an object"),
-        (trade(r#","price":1234567890123456789012345678901234567890"#).replace(r#""price":1,"#, ""), "detail.price", "28 significant digits"),
-        (trade(r#","price":1e-40"#).replace(r#""price":1,"#, ""), "detail.price", "28 significant digits"),
+        (
+            bare(r#"{"exchange":"NASDAQ","symbol":"AAPL","volume":1}"#),
+            "detail.price",
+            "is required",
+        ),
+        (
+            trade(r#","price":0"#).replace(r#""price":1,"#, ""),
+            "detail.price",
+            "greater than 0",
+        ),
+        (
+            trade(r#","price":-1.5"#).replace(r#""price":1,"#, ""),
+            "detail.price",
+            "greater than 0",
+        ),
+        (
+            trade(r#","price":"-0""#).replace(r#""price":1,"#, ""),
+            "detail.price",
+            "greater than 0",
+        ),
+        (
+            trade(r#","price":"NaN""#).replace(r#""price":1,"#, ""),
+            "detail.price",
+            "not a decimal number",
+        ),
+        (
+            trade(r#","price":"Infinity""#).replace(r#""price":1,"#, ""),
+            "detail.price",
+            "not a decimal number",
+        ),
+        (
+            trade(r#","price":"1,5""#).replace(r#""price":1,"#, ""),
+            "detail.price",
+            "not a decimal number",
+        ),
+        (
+            trade(r#","price":true"#).replace(r#""price":1,"#, ""),
+            "detail.price",
+            "found a boolean",
+        ),
+        (
+            trade(r#","price":{"v":1}"#).replace(r#""price":1,"#, ""),
+            "detail.price",
+            "found an object",
+        ),
+        (
+            trade(r#","price":1234567890123456789012345678901234567890"#)
+                .replace(r#""price":1,"#, ""),
+            "detail.price",
+            "28 significant digits",
+        ),
+        (
+            trade(r#","price":1e-40"#).replace(r#""price":1,"#, ""),
+            "detail.price",
+            "28 significant digits",
+        ),
         // Volume
-        (bare(r#"{"exchange":"NASDAQ","symbol":"AAPL","price":1}"#), "detail.volume", "is required"),
-        (trade(r#","volume":0"#).replace(r#""volume":1,"#, "").replace(r#","volume":1"#, ""), "detail.volume", "positive whole number"),
-        (bare(r#"{"exchange":"NASDAQ","symbol":"AAPL","price":1,"volume":1.5}"#), "detail.volume", "positive whole number"),
-        (bare(r#"{"exchange":"NASDAQ","symbol":"AAPL","price":1,"volume":-3}"#), "detail.volume", "positive whole number"),
-        (bare(r#"{"exchange":"NASDAQ","symbol":"AAPL","price":1,"volume":"many"}"#), "detail.volume", "not a decimal number"),
-        (bare(r#"{"exchange":"NASDAQ","symbol":"AAPL","price":1,"volume":18446744073709551616}"#), "detail.volume", "below 2^64"),
+        (
+            bare(r#"{"exchange":"NASDAQ","symbol":"AAPL","price":1}"#),
+            "detail.volume",
+            "is required",
+        ),
+        (
+            trade(r#","volume":0"#)
+                .replace(r#""volume":1,"#, "")
+                .replace(r#","volume":1"#, ""),
+            "detail.volume",
+            "positive whole number",
+        ),
+        (
+            bare(r#"{"exchange":"NASDAQ","symbol":"AAPL","price":1,"volume":1.5}"#),
+            "detail.volume",
+            "positive whole number",
+        ),
+        (
+            bare(r#"{"exchange":"NASDAQ","symbol":"AAPL","price":1,"volume":-3}"#),
+            "detail.volume",
+            "positive whole number",
+        ),
+        (
+            bare(r#"{"exchange":"NASDAQ","symbol":"AAPL","price":1,"volume":"many"}"#),
+            "detail.volume",
+            "not a decimal number",
+        ),
+        (
+            bare(
+                r#"{"exchange":"NASDAQ","symbol":"AAPL","price":1,"volume":18446744073709551616}"#,
+            ),
+            "detail.volume",
+            "below 2^64",
+        ),
         // Optional trade fields
-        (trade(r#","side":"BUY""#), "detail.side", r#"must be "buy" or "sell""#),
+        (
+            trade(r#","side":"BUY""#),
+            "detail.side",
+            r#"must be "buy" or "sell""#,
+        ),
         (trade(r#","side":1"#), "detail.side", "must be a string"),
-        (trade(r#","trade_id":"has space""#), "detail.trade_id", "1 to 64 characters"),
-        (trade(&format!(r#","trade_id":"{}""#, "t".repeat(65))), "detail.trade_id", "1 to 64 characters"),
-        (trade(r#","trade_id":12"#), "detail.trade_id", "must be a string"),
+        (
+            trade(r#","trade_id":"has space""#),
+            "detail.trade_id",
+            "1 to 64 characters",
+        ),
+        (
+            trade(&format!(r#","trade_id":"{}""#, "t".repeat(65))),
+            "detail.trade_id",
+            "1 to 64 characters",
+        ),
+        (
+            trade(r#","trade_id":12"#),
+            "detail.trade_id",
+            "must be a string",
+        ),
         (trade(r#","currency":"usd""#), "detail.currency", "ISO 4217"),
         (trade(r#","currency":"US""#), "detail.currency", "ISO 4217"),
-        (trade(r#","currency":840"#), "detail.currency", "must be a string"),
+        (
+            trade(r#","currency":840"#),
+            "detail.currency",
+            "must be a string",
+        ),
         // Time
-        (trade(r#","timestamp":"2026-11-25 12:00:00""#), "detail.timestamp", "RFC 3339"),
-        (trade(r#","timestamp":"1764072000""#), "detail.timestamp", "RFC 3339"),
-        (trade(r#","timestamp":1764072000"#), "detail.timestamp", "must be a string"),
-        (trade(&format!(r#","timestamp":"{}""#, at(3600))), "detail.timestamp", "ahead of the processing clock"),
-        (trade(r#","timestamp":"9999-12-31T23:59:59Z""#), "detail.timestamp", "ahead of the processing clock"),
-        (trade(&format!(r#","timestamp":"{}""#, at(-8 * 86_400))), "detail.timestamp", "old; at most 604800 s"),
+        (
+            trade(r#","timestamp":"2026-11-25 12:00:00""#),
+            "detail.timestamp",
+            "RFC 3339",
+        ),
+        (
+            trade(r#","timestamp":"1764072000""#),
+            "detail.timestamp",
+            "RFC 3339",
+        ),
+        (
+            trade(r#","timestamp":1764072000"#),
+            "detail.timestamp",
+            "must be a string",
+        ),
+        (
+            trade(&format!(r#","timestamp":"{}""#, at(3600))),
+            "detail.timestamp",
+            "ahead of the processing clock",
+        ),
+        (
+            trade(r#","timestamp":"9999-12-31T23:59:59Z""#),
+            "detail.timestamp",
+            "ahead of the processing clock",
+        ),
+        (
+            trade(&format!(r#","timestamp":"{}""#, at(-8 * 86_400))),
+            "detail.timestamp",
+            "old; at most 604800 s",
+        ),
         // Quotes
-        (quote(r#"{"exchange":"NYSE","symbol":"IBM","ask":1}"#), "detail.bid", "is required"),
-        (quote(r#"{"exchange":"NYSE","symbol":"IBM","bid":1}"#), "detail.ask", "is required"),
-        (quote(r#"{"exchange":"NYSE","symbol":"IBM","bid":2,"ask":1}"#), "detail.bid", "must not exceed ask 1"),
-        (quote(r#"{"exchange":"NYSE","symbol":"IBM","bid":0,"ask":1}"#), "detail.bid", "greater than 0"),
-        (quote(r#"{"exchange":"NYSE","symbol":"IBM","bid":1,"ask":2,"bid_size":0}"#), "detail.bid_size", "positive whole number"),
-        (quote(r#"{"exchange":"NYSE","symbol":"IBM","bid":1,"ask":2,"ask_size":"1.5"}"#), "detail.ask_size", "positive whole number"),
-        (quote(r#"{"exchange":"NYSE","symbol":"IBM","bid":1,"ask":2,"price":1.5}"#), "detail.price", "belongs to Price Update"),
-        (update(r#"{"exchange":"NYSE","symbol":"IBM"}"#), "detail.price", "is required"),
-        (update(r#"{"exchange":"NYSE","symbol":"IBM","price":1,"bid":3,"ask":2}"#), "detail.bid", "must not exceed ask"),
+        (
+            quote(r#"{"exchange":"NYSE","symbol":"IBM","ask":1}"#),
+            "detail.bid",
+            "is required",
+        ),
+        (
+            quote(r#"{"exchange":"NYSE","symbol":"IBM","bid":1}"#),
+            "detail.ask",
+            "is required",
+        ),
+        (
+            quote(r#"{"exchange":"NYSE","symbol":"IBM","bid":2,"ask":1}"#),
+            "detail.bid",
+            "must not exceed ask 1",
+        ),
+        (
+            quote(r#"{"exchange":"NYSE","symbol":"IBM","bid":0,"ask":1}"#),
+            "detail.bid",
+            "greater than 0",
+        ),
+        (
+            quote(r#"{"exchange":"NYSE","symbol":"IBM","bid":1,"ask":2,"bid_size":0}"#),
+            "detail.bid_size",
+            "positive whole number",
+        ),
+        (
+            quote(r#"{"exchange":"NYSE","symbol":"IBM","bid":1,"ask":2,"ask_size":"1.5"}"#),
+            "detail.ask_size",
+            "positive whole number",
+        ),
+        (
+            quote(r#"{"exchange":"NYSE","symbol":"IBM","bid":1,"ask":2,"price":1.5}"#),
+            "detail.price",
+            "belongs to Price Update",
+        ),
+        (
+            update(r#"{"exchange":"NYSE","symbol":"IBM"}"#),
+            "detail.price",
+            "is required",
+        ),
+        (
+            update(r#"{"exchange":"NYSE","symbol":"IBM","price":1,"bid":3,"ask":2}"#),
+            "detail.bid",
+            "must not exceed ask",
+        ),
     ];
     assert!(cases.len() >= 40, "{} cases", cases.len());
 

@@ -73,10 +73,7 @@ async fn a_redelivered_event_leaves_one_record_and_a_duplicate_audit() {
     let second = p.process(&raw, "req-2").await.unwrap();
     assert_eq!((first.status, second.status), ("PROCESSED", "DUPLICATE"));
     assert_eq!(tables.records().await.len(), 1);
-    assert_eq!(
-        statuses(&tables.audits().await),
-        ["DUPLICATE", "PROCESSED"]
-    );
+    assert_eq!(statuses(&tables.audits().await), ["DUPLICATE", "PROCESSED"]);
 }
 
 #[tokio::test]
@@ -90,10 +87,7 @@ async fn the_same_event_delivered_twice_at_once_is_stored_once() {
     outcomes.sort();
     assert_eq!(outcomes, ["DUPLICATE", "PROCESSED"]);
     assert_eq!(tables.records().await.len(), 1);
-    assert_eq!(
-        statuses(&tables.audits().await),
-        ["DUPLICATE", "PROCESSED"]
-    );
+    assert_eq!(statuses(&tables.audits().await), ["DUPLICATE", "PROCESSED"]);
 }
 
 #[tokio::test]

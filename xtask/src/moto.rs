@@ -24,7 +24,10 @@ pub fn ensure_installed(root: &Path) -> Result<PathBuf> {
         return Ok(server);
     }
     let python = find_python()?;
-    eprintln!("installing moto[server]=={MOTO_VERSION} into {}", venv.display());
+    eprintln!(
+        "installing moto[server]=={MOTO_VERSION} into {}",
+        venv.display()
+    );
     if !venv.join("bin").join("pip").is_file() {
         let status = Command::new(&python)
             .args(["-m", "venv"])
@@ -98,7 +101,9 @@ impl Moto {
     pub fn start_on(root: &Path, port: u16) -> Result<Moto> {
         let server = ensure_installed(root)?;
         if TcpStream::connect(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).is_ok() {
-            bail!("port {port} on 127.0.0.1 is already in use; stop what listens there or pick another port");
+            bail!(
+                "port {port} on 127.0.0.1 is already in use; stop what listens there or pick another port"
+            );
         }
         let log_dir = root.join("target").join("moto");
         fs::create_dir_all(&log_dir).context("creating target/moto")?;
@@ -147,6 +152,10 @@ impl Moto {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Variables that point every AWS SDK (ours, boto3, the CLI) at this server.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         sdk_env(&self.endpoint)
@@ -174,7 +183,10 @@ impl Drop for Moto {
 
 pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
-    Ok(listener.local_addr().context("reading the free port")?.port())
+    Ok(listener
+        .local_addr()
+        .context("reading the free port")?
+        .port())
 }
 
 fn tail(path: &Path) -> String {

@@ -110,7 +110,10 @@ async fn serve(
                     "Lambda-Runtime-Invoked-Function-Arn",
                     "arn:aws:lambda:us-east-1:123456789012:function:market-processor-test",
                 )
-                .header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
+                .header(
+                    "Lambda-Runtime-Trace-Id",
+                    "Root=1-00000000-000000000000000000000000",
+                )
                 .body(Full::new(Bytes::from(payload)))
                 .unwrap_or_default())
         }

@@ -1,0 +1,530 @@
+//! `cargo xtask local`: the whole pipeline on loopback, no AWS account needed.
+
+pub mod provision;
+pub mod runner;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::Utc;
+use processor::{Processor, Settings, names};
+use tokio::sync::watch;
+
+use crate::model::Model;
+use crate::moto::Moto;
+use crate::outputs::{self, Outputs};
+use crate::sample;
+use crate::scenario::{self, Clients};
+use crate::stack::StackConfig;
+use runner::{Runner, RunnerStats};
+
+/// Events in the bundled session, and its seed: the same session on every machine.
+pub const SESSION_EVENTS: usize = 10_000;
+pub const SESSION_SEED: u64 = 20_261_125;
+/// Per mille of deliveries the local runner repeats, as EventBridge and Lambda may.
+pub const REDELIVER_PER_MILLE: u32 = 20;
+/// Concurrent invocations the local runner allows.
+const WORKERS: usize = 4;
+
+/// A local stack: the emulator, the provisioned resources, and the runner standing in for
+/// Lambda. Dropping it stops the emulator.
+pub struct LocalStack {
+    pub moto: Moto,
+    pub model: Model,
+    pub outputs: Outputs,
+    pub config: aws_config::SdkConfig,
+}
+
+impl LocalStack {
+    pub async fn start(root: &Path, stack: &str) -> Result<LocalStack> {
+        Self::start_with(root, stack, Moto::start(root)?).await
+    }
+
+    pub async fn start_with(root: &Path, stack: &str, moto: Moto) -> Result<LocalStack> {
+        let config = StackConfig::load(root, stack).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let model = Model::from_stack(&config);
+        let sdk = local_sdk_config(&moto.endpoint).await;
+        let outputs = provision::provision(&sdk, &model, &moto.endpoint)
+            .await
+            .context("provisioning the local stack")?;
+        Ok(LocalStack {
+            moto,
+            model,
+            outputs,
+            config: sdk,
+        })
+    }
+
+    /// A runner over this stack, with the stack's own async-invoke retries.
+    pub fn runner(&self, redeliver_per_mille: u32) -> Result<Runner> {
+        runner_for(
+            &self.config,
+            &self.model,
+            &self.outputs,
+            redeliver_per_mille,
+        )
+    }
+}
+
+pub fn runner_for(
+    config: &aws_config::SdkConfig,
+    model: &Model,
+    outputs: &Outputs,
+    redeliver_per_mille: u32,
+) -> Result<Runner> {
+    let env: HashMap<String, String> = model.function.env.clone().into_iter().collect();
+    let settings = Settings::from_map(&env).context("the stack's Lambda environment")?;
+    let processor = Processor::new(settings, aws_sdk_dynamodb::Client::new(config));
+    Ok(Runner {
+        sqs: aws_sdk_sqs::Client::new(config),
+        delivery_queue_url: outputs
+            .delivery_queue_url
+            .clone()
+            .context("outputs have no delivery_queue_url: not a local stack")?,
+        dlq_url: outputs.dlq_url.clone(),
+        function_arn: outputs.lambda_function_arn.clone(),
+        processor,
+        retries: model.async_invoke.max_retry_attempts,
+        retry_delay: Duration::from_millis(100),
+        redeliver_per_mille,
+        workers: WORKERS,
+        stats: Arc::new(RunnerStats::default()),
+    })
+}
+
+pub async fn local_sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    processor::aws::loader_with_timeouts(outputs::tool_timeouts())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "local",
+        ))
+        .load()
+        .await
+}
+
+/// `cargo xtask local`: replay the bundled session through the whole pipeline and account for
+/// every event.
+pub async fn run(root: &Path, stack: &str, events: usize) -> Result<()> {
+    let started = Instant::now();
+    println!("starting moto server and provisioning stack {stack:?} from stacks/{stack}.yaml");
+    let local = LocalStack::start(root, stack).await?;
+    println!(
+        "  emulator {}  bus {}  tables {}, {}",
+        local.moto.endpoint,
+        local.outputs.event_bus_name,
+        local.outputs.market_data_table_name,
+        local.outputs.audit_trail_table_name
+    );
+    local.processor_check().await?;
+
+    let runner = local.runner(REDELIVER_PER_MILLE)?;
+    let stats = runner.stats.clone();
+    let (stop, stopped) = watch::channel(false);
+    let runner_task = tokio::spawn(runner.run(stopped));
+
+    let end = Utc::now() - chrono::Duration::minutes(1);
+    let session = sample::session(events, SESSION_SEED, end);
+    println!(
+        "replaying a market session of {} events (seed {SESSION_SEED})",
+        session.len()
+    );
+    let clients = Clients::for_stack(&local.outputs).await;
+    let since = Utc::now() - chrono::Duration::seconds(1);
+    let progress_stats = stats.clone();
+    let published = scenario::publish(
+        &clients,
+        &local.outputs.event_bus_name,
+        &session,
+        move |n| {
+            if n % 1000 == 0 || n == events {
+                let processed = RunnerStats::get(&progress_stats.invocations);
+                println!("  published {n:>6}   processor invocations {processed:>6}");
+            }
+        },
+    )
+    .await?;
+
+    let window = (end - chrono::Duration::minutes(392), Utc::now());
+    let report = scenario::account(
+        &clients,
+        &local.outputs,
+        &published,
+        since,
+        window,
+        Duration::from_secs(300),
+        |settled, total| println!("  accounted for {settled:>6} of {total} routed events"),
+    )
+    .await?;
+
+    let _ = stop.send(true);
+    runner_task.await.context("runner task")??;
+
+    println!("\nsummary");
+    print!("{}", report.table());
+    println!(
+        "  processor invocations        {:>8}  (retried {}, dead-lettered {})",
+        RunnerStats::get(&stats.invocations),
+        RunnerStats::get(&stats.failed_attempts),
+        RunnerStats::get(&stats.dead_lettered)
+    );
+
+    if report.dead_lettered > 0 {
+        println!("\nin the DLQ (first 5):");
+        for letter in scenario::peek_dlq(&clients, &local.outputs.dlq_url)
+            .await?
+            .iter()
+            .take(5)
+        {
+            println!(
+                "  {}: {}",
+                letter.event_id.as_deref().unwrap_or("?"),
+                letter.error
+            );
+        }
+    }
+
+    println!("\nlatest AAPL trades through {}:", names::SYMBOL_INDEX);
+    let rows = query(
+        &clients,
+        &local.outputs,
+        &Query {
+            symbol: Some("AAPL".into()),
+            exchange: None,
+            since: None,
+            limit: 5,
+            event_type: Some("trade".into()),
+        },
+    )
+    .await?;
+    print_rows(&rows);
+    println!("\nwall time {:.1} s", started.elapsed().as_secs_f64());
+    if !report.ok() {
+        bail!(
+            "the pipeline lost {} and stored {} twice; {} unexpected outcomes",
+            report.lost,
+            report.stored_twice,
+            report.unexpected.len()
+        );
+    }
+    Ok(())
+}
+
+impl LocalStack {
+    /// The processor's own init check (DescribeTable on both tables), as the Lambda does it.
+    async fn processor_check(&self) -> Result<()> {
+        let runner = self.runner(0)?;
+        runner
+            .processor
+            .warm_up()
+            .await
+            .context("processor init against the local stack")
+    }
+}
+
+fn state_dir(root: &Path) -> PathBuf {
+    root.join("target").join("local")
+}
+
+/// `cargo xtask local up`: start the emulator and a runner in the background and leave them.
+pub async fn up(root: &Path, stack: &str, port: Option<u16>) -> Result<()> {
+    let dir = state_dir(root);
+    if let Ok(pids) = std::fs::read_to_string(dir.join("pids"))
+        && pids.lines().any(|pid| process_alive(pid.trim()))
+    {
+        bail!(
+            "a local stack is already up (pids in {}); run `cargo xtask local down` first",
+            dir.display()
+        );
+    }
+    let moto = match port {
+        Some(port) => Moto::start_on(root, port)?,
+        None => Moto::start(root)?,
+    };
+    let local = LocalStack::start_with(root, stack, moto).await?;
+    local.processor_check().await?;
+    let outputs_path = outputs::local_path(root);
+    local.outputs.write(&outputs_path)?;
+
+    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    let log_path = dir.join("runner.log");
+    let log = std::fs::File::create(&log_path).context("creating the runner log")?;
+    let runner = std::process::Command::new(exe)
+        .args(["local", "serve", "--stack", stack])
+        .current_dir(root)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().context("runner log")?)
+        .stderr(log)
+        .spawn()
+        .context("starting the background runner")?;
+
+    // The emulator must outlive this command: forget its handle instead of stopping it.
+    let moto_pid = local.moto.pid();
+    std::mem::forget(local.moto);
+    std::fs::write(dir.join("pids"), format!("{moto_pid}\n{}\n", runner.id()))
+        .context("writing target/local/pids")?;
+    println!("local stack {stack:?} is up");
+    println!(
+        "  endpoint_url   {}",
+        local.outputs.endpoint_url.as_deref().unwrap_or("")
+    );
+    println!("  event bus      {}", local.outputs.event_bus_name);
+    println!("  outputs        {}", outputs_path.display());
+    println!("  runner log     {}", log_path.display());
+    println!(
+        "publish with `cargo xtask local send FILE.jsonl`, read with `cargo xtask local query --symbol AAPL`, stop with `cargo xtask local down`"
+    );
+    Ok(())
+}
+
+/// The background half of `local up`: the runner, until `local down` stops it.
+pub async fn serve(root: &Path, stack: &str) -> Result<()> {
+    let outputs = Outputs::read(&outputs::local_path(root))?;
+    let config = StackConfig::load(root, stack).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let model = Model::from_stack(&config);
+    let sdk = outputs.sdk_config().await;
+    let runner = runner_for(&sdk, &model, &outputs, 0)?;
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop.send(true);
+    });
+    runner.run(stopped).await
+}
+
+/// `cargo xtask local down`.
+pub fn down(root: &Path) -> Result<()> {
+    let path = state_dir(root).join("pids");
+    let Ok(pids) = std::fs::read_to_string(&path) else {
+        println!("no local stack is up");
+        return Ok(());
+    };
+    for pid in pids.lines().map(str::trim).filter(|p| !p.is_empty()) {
+        if process_alive(pid) {
+            let _ = std::process::Command::new("kill").arg(pid).status();
+        }
+    }
+    std::fs::remove_file(&path).context("removing target/local/pids")?;
+    let _ = std::fs::remove_file(outputs::local_path(root));
+    println!("local stack stopped");
+    Ok(())
+}
+
+fn process_alive(pid: &str) -> bool {
+    !pid.is_empty() && Path::new("/proc").join(pid).exists()
+}
+
+/// One EventBridge entry from a user's feed file.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedEntry {
+    #[serde(alias = "Source")]
+    source: String,
+    #[serde(rename = "detail-type", alias = "DetailType", alias = "detail_type")]
+    detail_type: String,
+    #[serde(alias = "Detail")]
+    detail: serde_json::Value,
+    #[serde(default, alias = "EventBusName", alias = "event_bus_name")]
+    event_bus_name: Option<String>,
+}
+
+/// Reads a JSON Lines feed: good entries, and one message per bad line with its number.
+pub fn read_feed(text: &str) -> (Vec<sample::SampleEvent>, Vec<String>) {
+    let mut events = Vec::new();
+    let mut errors = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line_no = index + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<FeedEntry>(line) {
+            Ok(entry) => {
+                let detail = match entry.detail {
+                    serde_json::Value::String(text) => text,
+                    serde_json::Value::Object(map) => serde_json::Value::Object(map).to_string(),
+                    other => {
+                        errors.push(format!(
+                            "line {line_no}: detail must be a JSON object or a JSON string, found {other}"
+                        ));
+                        continue;
+                    }
+                };
+                let _ = entry.event_bus_name;
+                events.push(sample::SampleEvent {
+                    source: entry.source,
+                    detail_type: entry.detail_type,
+                    detail,
+                    expect: sample::Expect::Stored,
+                });
+            }
+            Err(err) => errors.push(format!("line {line_no}: {err}")),
+        }
+    }
+    (events, errors)
+}
+
+/// `cargo xtask local send FILE.jsonl` (and `cargo xtask send --stack S FILE.jsonl`).
+pub async fn send(outputs: &Outputs, file: &Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let (events, errors) = read_feed(&text);
+    for error in &errors {
+        eprintln!("{}: {error}", file.display());
+    }
+    let clients = Clients::for_stack(outputs).await;
+    let total = events.len();
+    let published = scenario::publish(&clients, &outputs.event_bus_name, &events, move |n| {
+        print!("\r  published {n}/{total}");
+        let _ = std::io::stdout().flush();
+    })
+    .await?;
+    println!();
+    println!(
+        "published {} events to {}; {} lines skipped",
+        published.len(),
+        outputs.event_bus_name,
+        errors.len()
+    );
+    if !errors.is_empty() {
+        bail!("{} malformed lines in {}", errors.len(), file.display());
+    }
+    Ok(())
+}
+
+pub struct Query {
+    pub symbol: Option<String>,
+    pub exchange: Option<String>,
+    pub since: Option<String>,
+    pub limit: i32,
+    pub event_type: Option<String>,
+}
+
+/// Newest records first, through SymbolIndex (or ExchangeIndex when only an exchange is given).
+pub async fn query(
+    clients: &Clients,
+    outputs: &Outputs,
+    q: &Query,
+) -> Result<Vec<HashMap<String, AttributeValue>>> {
+    let (index, key, value) = match (&q.symbol, &q.exchange) {
+        (Some(symbol), _) => (names::SYMBOL_INDEX, names::SYMBOL, symbol),
+        (None, Some(exchange)) => (names::EXCHANGE_INDEX, names::EXCHANGE, exchange),
+        (None, None) => bail!("give --symbol or --exchange"),
+    };
+    let mut condition = "#k = :k".to_string();
+    let mut request = clients
+        .dynamodb
+        .query()
+        .table_name(&outputs.market_data_table_name)
+        .index_name(index)
+        .expression_attribute_names("#k", key)
+        .expression_attribute_values(":k", AttributeValue::S(value.clone()))
+        .scan_index_forward(false);
+    if let Some(since) = &q.since {
+        let since = chrono::DateTime::parse_from_rfc3339(since).with_context(|| {
+            format!("--since {since:?} is not an RFC 3339 date-time such as 2026-11-25T14:00:00Z")
+        })?;
+        condition.push_str(" AND #t >= :since");
+        request = request
+            .expression_attribute_names("#t", names::TIMESTAMP)
+            .expression_attribute_values(
+                ":since",
+                AttributeValue::S(processor::event::format_timestamp(
+                    since.with_timezone(&Utc),
+                )),
+            );
+    }
+    let mut filters = Vec::new();
+    if let (Some(_), Some(exchange)) = (&q.symbol, &q.exchange) {
+        filters.push("#x = :x");
+        request = request
+            .expression_attribute_names("#x", names::EXCHANGE)
+            .expression_attribute_values(":x", AttributeValue::S(exchange.clone()));
+    }
+    if let Some(event_type) = &q.event_type {
+        filters.push("#e = :e");
+        request = request
+            .expression_attribute_names("#e", names::EVENT_TYPE)
+            .expression_attribute_values(":e", AttributeValue::S(event_type.clone()));
+    }
+    if !filters.is_empty() {
+        request = request.filter_expression(filters.join(" AND "));
+    }
+    let mut pages = request
+        .key_condition_expression(condition)
+        .into_paginator()
+        .items()
+        .send();
+    let mut rows = Vec::new();
+    while let Some(item) = pages.next().await {
+        rows.push(item.map_err(|e| provision::sdk_error("Query", e))?);
+        if rows.len() >= q.limit.max(1) as usize {
+            break;
+        }
+    }
+    Ok(rows)
+}
+
+pub fn print_rows(rows: &[HashMap<String, AttributeValue>]) {
+    let get = |item: &HashMap<String, AttributeValue>, key: &str| match item.get(key) {
+        Some(AttributeValue::S(s)) | Some(AttributeValue::N(s)) => s.clone(),
+        _ => String::new(),
+    };
+    println!(
+        "  {:<25} {:<9} {:<8} {:<16} {:>14} {:>8} {:>14} {:>14}",
+        "timestamp", "symbol", "exchange", "detail-type", "price", "volume", "bid", "ask"
+    );
+    for row in rows {
+        println!(
+            "  {:<25} {:<9} {:<8} {:<16} {:>14} {:>8} {:>14} {:>14}",
+            get(row, names::TIMESTAMP),
+            get(row, names::SYMBOL),
+            get(row, names::EXCHANGE),
+            get(row, "detail_type"),
+            get(row, "price"),
+            get(row, "volume"),
+            get(row, "bid"),
+            get(row, "ask"),
+        );
+    }
+    if rows.is_empty() {
+        println!("  (no records)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_feed_line_is_named_and_the_rest_goes() {
+        let text = [
+            r#"{"source":"market.data","detail-type":"Trade Execution","detail":{"symbol":"AAPL"}}"#,
+            r#"{"source":"market.data","detail-type":"Trade Execution""#,
+            "",
+            r#"{"Source":"market.data","DetailType":"Market Quote","Detail":"{\"bid\":1}"}"#,
+            r#"{"source":"market.data","detail-type":"Market Quote","detail":[1]}"#,
+            r#"{"source":"market.data","detail":{}}"#,
+        ]
+        .join("\n");
+        let (events, errors) = read_feed(&text);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].detail, r#"{"bid":1}"#);
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(errors[0].starts_with("line 2: "), "{}", errors[0]);
+        assert!(
+            errors[1].starts_with("line 5: detail must be"),
+            "{}",
+            errors[1]
+        );
+        assert!(
+            errors[2].contains("line 6") && errors[2].contains("detail-type"),
+            "{}",
+            errors[2]
+        );
+    }
+}

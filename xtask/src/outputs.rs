@@ -1,0 +1,89 @@
+//! Stack outputs: what a deployed stack reports through `pulumi stack output --json`, and what
+//! the local stack writes to `target/local/outputs.json` under the same keys.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outputs {
+    pub event_bus_name: String,
+    pub event_bus_arn: String,
+    pub lambda_function_name: String,
+    pub lambda_function_arn: String,
+    pub market_data_table_name: String,
+    pub market_data_table_arn: String,
+    pub audit_trail_table_name: String,
+    pub audit_trail_table_arn: String,
+    pub dlq_url: String,
+    pub dlq_arn: String,
+    pub log_group_name: String,
+    pub trade_events_rule_arn: String,
+    pub quote_events_rule_arn: String,
+    /// Local stack only: the emulator every SDK call goes to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Local stack only: the queue the rules deliver to, standing in for the Lambda.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_queue_url: Option<String>,
+}
+
+/// Limits for the operator tools: generous, since an emulator under load answers slowly and a
+/// tool can afford to wait where a Lambda invocation cannot.
+pub fn tool_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .operation_attempt_timeout(std::time::Duration::from_secs(60))
+        .operation_timeout(std::time::Duration::from_secs(180))
+        .build()
+}
+
+/// Where `cargo xtask local up` writes the local stack's outputs.
+pub fn local_path(root: &Path) -> PathBuf {
+    root.join("target").join("local").join("outputs.json")
+}
+
+impl Outputs {
+    pub fn read(path: &Path) -> Result<Outputs> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "reading stack outputs {} (is the local stack up? `cargo xtask local up`)",
+                path.display()
+            )
+        })?;
+        Self::parse(&text).with_context(|| format!("parsing stack outputs {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Outputs> {
+        serde_json::from_str(text).context(
+            "stack outputs must be a JSON object with the keys event_bus_name, \
+             market_data_table_name, audit_trail_table_name, dlq_url and the other stack outputs",
+        )
+    }
+
+    pub fn write(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let text = serde_json::to_string_pretty(self).context("serializing outputs")?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// SDK configuration for the stack: the emulator's endpoint and region when local, else the
+    /// environment's (default credential chain, `AWS_REGION`, `AWS_ENDPOINT_URL`).
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        let mut loader = processor::aws::loader_with_timeouts(tool_timeouts());
+        if let Some(endpoint) = &self.endpoint_url {
+            loader = loader.endpoint_url(endpoint).credentials_provider(
+                aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "local"),
+            );
+        }
+        if let Some(region) = &self.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        loader.load().await
+    }
+}
