@@ -3,17 +3,18 @@
 use std::time::Instant;
 
 use aws_sdk_dynamodb::Client;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use thiserror::Error;
 
 use crate::config::Settings;
+use crate::event::MarketEvent;
 use crate::event::{self, Rules};
 use crate::item::{self, AuditContext, Status};
 use crate::metrics;
-use crate::store::{Store, StoreError, WriteOutcome};
+use crate::store::{GuardOutcome, RecordOutcome, Store, StoreError};
 
 /// Everything an invocation needs, built once at init and shared by every invocation.
 #[derive(Clone)]
@@ -21,6 +22,12 @@ pub struct Processor {
     settings: Settings,
     rules: Rules,
     store: Store,
+}
+
+/// How a valid event ended in the store.
+enum Stored {
+    New { received_at: String },
+    Duplicate { reason: String },
 }
 
 /// What happened to one event; returned to the caller and logged.
@@ -83,6 +90,11 @@ impl Processor {
     ///
     /// `Ok` means the event is accounted for (stored, duplicate or rejected, each audited);
     /// `Err` means it is not, and the caller must retry it or dead-letter it.
+    ///
+    /// Every step can be repeated safely: the guard and record writes are conditional and
+    /// recognise this invocation's own earlier attempt by envelope id and request id, and the
+    /// PROCESSED entry has a key derived from the record. A retry after a lost reply or a
+    /// crash therefore completes the work instead of duplicating it.
     pub async fn process(&self, raw: &str, request_id: &str) -> Result<Outcome, ProcessError> {
         let started = Instant::now();
         let received_at = Utc::now();
@@ -90,7 +102,6 @@ impl Processor {
         let audit_ctx = |processing_ms| AuditContext {
             request_id,
             environment: &self.settings.environment,
-            at: Utc::now(),
             processing_ms,
         };
 
@@ -99,18 +110,11 @@ impl Processor {
             Err(rejection) => {
                 let reason = rejection.reason();
                 let audit = item::audit_for_rejection(&rejection, raw, &audit_ctx(elapsed_ms()));
-                let event_id = rejection.envelope_id.clone();
-                self.store
-                    .write_audit(audit)
-                    .await
-                    .map_err(|source| ProcessError::Audit {
-                        event_id: event_id.clone().unwrap_or_default(),
-                        status: Status::Rejected.as_str(),
-                        source,
-                    })?;
+                self.audit(audit, rejection.envelope_id.as_deref(), Status::Rejected)
+                    .await?;
                 return Ok(self.finish(
                     Status::Rejected,
-                    event_id,
+                    rejection.envelope_id,
                     rejection.detail_type,
                     reason,
                     request_id,
@@ -119,48 +123,22 @@ impl Processor {
             }
         };
 
-        let dedupe_key = item::dedupe_key(&event);
-        let ttl_days = self.settings.ttl_days;
-        let record = item::record(
-            &event,
-            dedupe_key.as_deref(),
-            received_at,
-            request_id,
-            ttl_days,
-        );
-        let guard = dedupe_key
-            .as_deref()
-            .map(|key| item::guard(&event, key, ttl_days));
-        let processed = item::audit_for_event(
-            &event,
-            Status::Processed,
-            "stored",
-            &audit_ctx(elapsed_ms()),
-        );
-
-        let (status, reason) = match self.store.write_processed(record, guard, processed).await {
-            Ok(WriteOutcome::Stored) => (Status::Processed, "stored".to_string()),
-            Ok(WriteOutcome::Duplicate) => {
-                let reason = match &dedupe_key {
-                    Some(key) => format!(
-                        "already stored: same envelope id, or same trade (dedupe key {key})"
-                    ),
-                    None => "already stored: same envelope id and event time".to_string(),
-                };
+        let (status, reason) = match self.store_event(&event, received_at, request_id).await {
+            Ok(Stored::New { received_at }) => {
+                let audit = item::processed_audit(&event, &received_at, &audit_ctx(elapsed_ms()));
+                self.audit(audit, Some(&event.envelope_id), Status::Processed)
+                    .await?;
+                (Status::Processed, "stored".to_string())
+            }
+            Ok(Stored::Duplicate { reason }) => {
                 let audit = item::audit_for_event(
                     &event,
                     Status::Duplicate,
                     &reason,
                     &audit_ctx(elapsed_ms()),
                 );
-                self.store
-                    .write_audit(audit)
-                    .await
-                    .map_err(|source| ProcessError::Audit {
-                        event_id: event.envelope_id.clone(),
-                        status: Status::Duplicate.as_str(),
-                        source,
-                    })?;
+                self.audit(audit, Some(&event.envelope_id), Status::Duplicate)
+                    .await?;
                 (Status::Duplicate, reason)
             }
             Err(source) => {
@@ -198,6 +176,79 @@ impl Processor {
             request_id,
             elapsed_ms(),
         ))
+    }
+
+    /// The guard (for trades with an id), then the record: the guard must be decided first,
+    /// or a re-published trade could be stored before it is recognised.
+    async fn store_event(
+        &self,
+        event: &MarketEvent,
+        received_at: DateTime<Utc>,
+        request_id: &str,
+    ) -> Result<Stored, StoreError> {
+        let ttl_days = self.settings.ttl_days;
+        let dedupe_key = item::dedupe_key(event);
+        if let Some(key) = &dedupe_key {
+            let guard = item::guard(event, key, ttl_days);
+            if let GuardOutcome::TakenBy { owner, timestamp } =
+                self.store.claim_guard(guard, &event.envelope_id).await?
+            {
+                // A guard whose record never landed (its event failed, maybe to the DLQ) must
+                // not swallow this copy: fail, so that it is retried or dead-lettered too.
+                if !self.owner_stored(&owner, &timestamp).await? {
+                    return Err(StoreError::Transient {
+                        operation: "PutItem",
+                        message: format!(
+                            "trade already claimed by event {owner:?}, whose record is not stored (yet)"
+                        ),
+                    });
+                }
+                return Ok(Stored::Duplicate {
+                    reason: format!("same trade as event {owner:?} (dedupe key {key})"),
+                });
+            }
+        }
+        let record = item::record(
+            event,
+            dedupe_key.as_deref(),
+            received_at,
+            request_id,
+            ttl_days,
+        );
+        Ok(match self.store.put_record(record, request_id).await? {
+            RecordOutcome::Stored { received_at } => Stored::New { received_at },
+            RecordOutcome::Duplicate => Stored::Duplicate {
+                reason: "already stored: same envelope id and event time".to_string(),
+            },
+        })
+    }
+
+    /// Whether the record behind a taken guard exists. Its owner may be between its guard and
+    /// record writes right now, so a miss is re-read a few times before it counts.
+    async fn owner_stored(&self, owner: &str, timestamp: &str) -> Result<bool, StoreError> {
+        for delay_ms in [20, 80, 320] {
+            if self.store.record_exists(owner, timestamp).await? {
+                return Ok(true);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+        }
+        self.store.record_exists(owner, timestamp).await
+    }
+
+    async fn audit(
+        &self,
+        audit: item::Item,
+        event_id: Option<&str>,
+        status: Status,
+    ) -> Result<(), ProcessError> {
+        self.store
+            .write_audit(audit)
+            .await
+            .map_err(|source| ProcessError::Audit {
+                event_id: event_id.unwrap_or_default().to_string(),
+                status: status.as_str(),
+                source,
+            })
     }
 
     /// Logs and meters an outcome.

@@ -143,8 +143,8 @@ pub fn record(
     if let Some(key) = dedupe_key {
         item.insert("dedupe_key".into(), s(key));
     }
-    item.insert("received_at".into(), s(format_timestamp(received_at)));
-    item.insert("request_id".into(), s(request_id));
+    item.insert(names::RECEIVED_AT.into(), s(format_timestamp(received_at)));
+    item.insert(names::REQUEST_ID.into(), s(request_id));
     item.insert(
         names::EXPIRES_AT.into(),
         n(expires_at(event.event_time, ttl_days)),
@@ -157,8 +157,11 @@ pub fn guard(event: &MarketEvent, dedupe_key: &str, ttl_days: u32) -> Item {
     HashMap::from([
         (names::EVENT_ID.into(), s(dedupe_key)),
         (names::TIMESTAMP.into(), s(names::DEDUPE_SORT_KEY)),
-        ("record_event_id".into(), s(&event.envelope_id)),
-        ("record_timestamp".into(), s(event.timestamp_key())),
+        (names::GUARD_RECORD_EVENT_ID.into(), s(&event.envelope_id)),
+        (
+            names::GUARD_RECORD_TIMESTAMP.into(),
+            s(event.timestamp_key()),
+        ),
         (
             names::EXPIRES_AT.into(),
             n(expires_at(event.event_time, ttl_days)),
@@ -170,18 +173,48 @@ pub fn guard(event: &MarketEvent, dedupe_key: &str, ttl_days: u32) -> Item {
 pub struct AuditContext<'a> {
     pub request_id: &'a str,
     pub environment: &'a str,
-    pub at: DateTime<Utc>,
     pub processing_ms: f64,
 }
 
-/// The audit entry of a valid event (PROCESSED, DUPLICATE or FAILED).
+/// The PROCESSED entry of a stored record. Its key derives from the record (envelope id, event
+/// time, `received_at`), so writing it again after a lost reply or a retried invocation
+/// overwrites the same entry: one PROCESSED entry per record, however often it is written.
+pub fn processed_audit(event: &MarketEvent, received_at: &str, ctx: &AuditContext) -> Item {
+    let digest = Sha256::digest(
+        format!(
+            "{}\n{}\n{received_at}",
+            event.envelope_id,
+            event.timestamp_key()
+        )
+        .as_bytes(),
+    );
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    let audit_id = uuid::Uuid::new_v8(bytes).to_string();
+    let mut item = audit_base(
+        audit_id,
+        received_at.to_string(),
+        Status::Processed,
+        "stored",
+        ctx,
+    );
+    describe_event(&mut item, event);
+    item
+}
+
+/// A DUPLICATE or FAILED entry: one per delivery, so each gets a fresh id.
 pub fn audit_for_event(
     event: &MarketEvent,
     status: Status,
     reason: &str,
     ctx: &AuditContext,
 ) -> Item {
-    let mut item = audit_base(status, reason, ctx);
+    let mut item = fresh_audit(status, reason, ctx);
+    describe_event(&mut item, event);
+    item
+}
+
+fn describe_event(item: &mut Item, event: &MarketEvent) {
     item.insert(names::EVENT_ID.into(), s(&event.envelope_id));
     item.insert(names::EVENT_TYPE.into(), s(event.kind.as_str()));
     item.insert("detail_type".into(), s(&event.detail_type));
@@ -189,12 +222,11 @@ pub fn audit_for_event(
     item.insert(names::EXCHANGE.into(), s(&event.exchange));
     item.insert(names::SYMBOL.into(), s(&event.symbol));
     item.insert("event_timestamp".into(), s(event.timestamp_key()));
-    item
 }
 
 /// The audit entry of a rejected event, carrying the raw event so it can be fixed and replayed.
 pub fn audit_for_rejection(rejection: &Rejection, raw: &str, ctx: &AuditContext) -> Item {
-    let mut item = audit_base(Status::Rejected, &rejection.reason(), ctx);
+    let mut item = fresh_audit(Status::Rejected, &rejection.reason(), ctx);
     if let Some(id) = &rejection.envelope_id {
         item.insert(names::EVENT_ID.into(), s(id));
     }
@@ -222,13 +254,29 @@ pub fn audit_for_rejection(rejection: &Rejection, raw: &str, ctx: &AuditContext)
     item
 }
 
-fn audit_base(status: Status, reason: &str, ctx: &AuditContext) -> Item {
+fn fresh_audit(status: Status, reason: &str, ctx: &AuditContext) -> Item {
+    audit_base(
+        uuid::Uuid::now_v7().to_string(),
+        format_timestamp(Utc::now()),
+        status,
+        reason,
+        ctx,
+    )
+}
+
+fn audit_base(
+    audit_id: String,
+    timestamp: String,
+    status: Status,
+    reason: &str,
+    ctx: &AuditContext,
+) -> Item {
     let mut item = Item::with_capacity(16);
-    item.insert(names::AUDIT_ID.into(), s(uuid::Uuid::now_v7().to_string()));
-    item.insert(names::TIMESTAMP.into(), s(format_timestamp(ctx.at)));
+    item.insert(names::AUDIT_ID.into(), s(audit_id));
+    item.insert(names::TIMESTAMP.into(), s(timestamp));
     item.insert("status".into(), s(status.as_str()));
     item.insert("reason".into(), s(reason));
-    item.insert("request_id".into(), s(ctx.request_id));
+    item.insert(names::REQUEST_ID.into(), s(ctx.request_id));
     item.insert("environment".into(), s(ctx.environment));
     item.insert(
         "processing_ms".into(),

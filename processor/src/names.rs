@@ -17,6 +17,14 @@ pub const AUDIT_ID: &str = "audit_id";
 pub const EXCHANGE: &str = "exchange";
 pub const SYMBOL: &str = "symbol";
 pub const EVENT_TYPE: &str = "event_type";
+/// Processing time of a record; also the sort key of its PROCESSED audit entry.
+pub const RECEIVED_AT: &str = "received_at";
+/// Lambda request id that wrote a record or audit entry.
+pub const REQUEST_ID: &str = "request_id";
+/// On a guard item: the envelope id of the record it protects.
+pub const GUARD_RECORD_EVENT_ID: &str = "record_event_id";
+/// On a guard item: the event time (sort key) of the record it protects.
+pub const GUARD_RECORD_TIMESTAMP: &str = "record_timestamp";
 /// TTL attribute of both tables, epoch seconds.
 pub const EXPIRES_AT: &str = "expires_at";
 

@@ -2,8 +2,8 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use thiserror::Error;
 
@@ -27,10 +27,23 @@ pub enum StoreError {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteOutcome {
-    Stored,
-    /// A record or guard with the same key already exists; nothing was written.
+/// The result of claiming a trade's dedupe guard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuardOutcome {
+    /// The guard is ours: new, or written earlier for this same envelope (a redelivery or a
+    /// retry whose first reply was lost). The record write decides what happens next.
+    Claimed,
+    /// Another envelope already carries this trade: its id and event time (the record key).
+    TakenBy { owner: String, timestamp: String },
+}
+
+/// The result of the conditional record write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordOutcome {
+    /// The record exists and this invocation wrote it, now or in an earlier attempt with the
+    /// same request id; `received_at` is the stored value, which keys the PROCESSED audit.
+    Stored { received_at: String },
+    /// Another invocation stored this event.
     Duplicate,
 }
 
@@ -92,30 +105,85 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a record, its optional dedupe guard and its PROCESSED audit entry atomically:
-    /// either all three exist or none does, so a stored event always has its audit entry.
-    pub async fn write_processed(
+    /// Claims a trade's dedupe guard with a conditional put.
+    pub async fn claim_guard(
+        &self,
+        guard: Item,
+        envelope_id: &str,
+    ) -> Result<GuardOutcome, StoreError> {
+        match self.put_if_absent(guard).await? {
+            None => Ok(GuardOutcome::Claimed),
+            Some(existing) => match text(&existing, names::GUARD_RECORD_EVENT_ID) {
+                Some(owner) if owner == envelope_id => Ok(GuardOutcome::Claimed),
+                owner => Ok(GuardOutcome::TakenBy {
+                    owner: owner.unwrap_or_default().to_string(),
+                    timestamp: text(&existing, names::GUARD_RECORD_TIMESTAMP)
+                        .unwrap_or_default()
+                        .to_string(),
+                }),
+            },
+        }
+    }
+
+    /// Whether a market-data record exists, read consistently.
+    pub async fn record_exists(&self, event_id: &str, timestamp: &str) -> Result<bool, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.market_data_table)
+            .key(names::EVENT_ID, AttributeValue::S(event_id.to_string()))
+            .key(names::TIMESTAMP, AttributeValue::S(timestamp.to_string()))
+            .projection_expression("#k")
+            .expression_attribute_names("#k", names::EVENT_ID)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| classify("GetItem", &err))?;
+        Ok(output.item.is_some())
+    }
+
+    /// Writes a market-data record unless its key exists. An existing record written under
+    /// the same request id is this invocation's own earlier attempt, so it counts as stored.
+    pub async fn put_record(
         &self,
         record: Item,
-        guard: Option<Item>,
-        audit: Item,
-    ) -> Result<WriteOutcome, StoreError> {
-        let not_exists = format!("attribute_not_exists({})", names::EVENT_ID);
-        let mut items = Vec::with_capacity(3);
-        for item in std::iter::once(record).chain(guard) {
-            items.push(put(&self.market_data_table, item, Some(&not_exists))?);
+        request_id: &str,
+    ) -> Result<RecordOutcome, StoreError> {
+        let received_at = text(&record, names::RECEIVED_AT)
+            .unwrap_or_default()
+            .to_string();
+        match self.put_if_absent(record).await? {
+            None => Ok(RecordOutcome::Stored { received_at }),
+            Some(existing) if text(&existing, names::REQUEST_ID) == Some(request_id) => {
+                Ok(RecordOutcome::Stored {
+                    received_at: text(&existing, names::RECEIVED_AT)
+                        .unwrap_or_default()
+                        .to_string(),
+                })
+            }
+            Some(_) => Ok(RecordOutcome::Duplicate),
         }
-        items.push(put(&self.audit_trail_table, audit, None)?);
+    }
+
+    /// A conditional put into the market-data table; `Some(existing)` when the key was taken.
+    async fn put_if_absent(&self, item: Item) -> Result<Option<Item>, StoreError> {
         let result = self
             .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
+            .put_item()
+            .table_name(&self.market_data_table)
+            .set_item(Some(item))
+            .condition_expression(format!("attribute_not_exists({})", names::EVENT_ID))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(WriteOutcome::Stored),
-            Err(err) if is_condition_failure(&err) => Ok(WriteOutcome::Duplicate),
-            Err(err) => Err(classify("TransactWriteItems", &err)),
+            Ok(_) => Ok(None),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                    Ok(Some(failed.item().cloned().unwrap_or_default()))
+                }
+                _ => Err(classify("PutItem", &err)),
+            },
         }
     }
 
@@ -132,39 +200,20 @@ impl Store {
     }
 }
 
-fn put(table: &str, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
-    let put = Put::builder()
-        .table_name(table)
-        .set_item(Some(item))
-        .set_condition_expression(condition.map(String::from))
-        .build()
-        .map_err(|err| StoreError::Permanent {
-            operation: "TransactWriteItems",
-            message: err.to_string(),
-        })?;
-    Ok(TransactWriteItem::builder().put(put).build())
-}
-
-/// True when the transaction was cancelled because a key already exists.
-fn is_condition_failure(err: &SdkError<TransactWriteItemsError, HttpResponse>) -> bool {
-    match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(cancel)) => cancel
-            .cancellation_reasons()
-            .iter()
-            .any(|reason| reason.code() == Some("ConditionalCheckFailed")),
-        _ => false,
+fn text<'a>(item: &'a Item, key: &str) -> Option<&'a str> {
+    match item.get(key) {
+        Some(AttributeValue::S(value)) => Some(value),
+        _ => None,
     }
 }
 
 /// Error codes that waiting can cure; everything else (validation, access, missing table) cannot.
-const TRANSIENT_CODES: [&str; 7] = [
+const TRANSIENT_CODES: [&str; 5] = [
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
     "RequestLimitExceeded",
     "InternalServerError",
     "ServiceUnavailable",
-    "TransactionConflict",
-    "TransactionInProgressException",
 ];
 
 fn classify<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> StoreError
@@ -178,9 +227,7 @@ where
         }
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or_default();
-            service.raw().status().is_server_error()
-                || TRANSIENT_CODES.contains(&code)
-                || message.contains("TransactionConflict")
+            service.raw().status().is_server_error() || TRANSIENT_CODES.contains(&code)
         }
         _ => false,
     };

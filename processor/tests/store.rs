@@ -213,3 +213,66 @@ async fn an_unreachable_endpoint_is_an_error_not_a_panic() {
     let warm = p.warm_up().await.unwrap_err().to_string();
     assert!(warm.contains("MARKET_DATA_TABLE"), "{warm}");
 }
+
+#[tokio::test]
+async fn a_retry_of_the_same_invocation_completes_instead_of_duplicating() {
+    let tables = Tables::create().await;
+    let p = tables.processor();
+    let raw = envelope("e-retry", "Trade Execution", TRADE);
+
+    // Lambda keeps the request id across the retries of one asynchronous invocation: the
+    // second attempt finds its own record (a lost reply, or a crash before the audit write).
+    let first = p.process(&raw, "req-same").await.unwrap();
+    let again = p.process(&raw, "req-same").await.unwrap();
+    assert_eq!((first.status, again.status), ("PROCESSED", "PROCESSED"));
+    assert_eq!(tables.records().await.len(), 1);
+    // The PROCESSED entry is keyed by its record, so writing it twice leaves one entry.
+    assert_eq!(statuses(&tables.audits().await), ["PROCESSED"]);
+
+    // Another delivery of the same event is a duplicate.
+    let other = p.process(&raw, "req-other").await.unwrap();
+    assert_eq!(other.status, "DUPLICATE");
+    assert_eq!(statuses(&tables.audits().await), ["DUPLICATE", "PROCESSED"]);
+}
+
+#[tokio::test]
+async fn a_trade_whose_first_copy_never_stored_is_not_swallowed_as_duplicate() {
+    let tables = Tables::create().await;
+    let p = tables.processor();
+    // A first copy claimed the trade's guard and then failed before writing its record.
+    let first = envelope("e-first", "Trade Execution", TRADE);
+    let rules = processor::event::Rules {
+        accepted_sources: vec!["market.data".into()],
+        max_future_skew_seconds: 300,
+        max_event_age_seconds: 86_400,
+    };
+    let event = processor::event::decode(&first, &rules, chrono::Utc::now()).unwrap();
+    let key = processor::item::dedupe_key(&event).unwrap();
+    tables
+        .client
+        .put_item()
+        .table_name(&tables.market_data)
+        .set_item(Some(processor::item::guard(&event, &key, 30)))
+        .send()
+        .await
+        .unwrap();
+
+    // The same trade under a new envelope must fail (to be retried or dead-lettered), not
+    // become a DUPLICATE of a record that does not exist.
+    let copy = envelope("e-copy", "Trade Execution", TRADE);
+    let err = p.process(&copy, "req-copy").await.unwrap_err();
+    assert!(err.to_string().contains("e-first"), "{err}");
+    assert!(tables.records().await.is_empty());
+    assert_eq!(statuses(&tables.audits().await), ["FAILED"]);
+
+    // The first copy's own retry completes it, and then the copy is a duplicate.
+    assert_eq!(
+        p.process(&first, "req-first").await.unwrap().status,
+        "PROCESSED"
+    );
+    assert_eq!(
+        p.process(&copy, "req-copy").await.unwrap().status,
+        "DUPLICATE"
+    );
+    assert_eq!(tables.records().await.len(), 1);
+}

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use tokio::sync::watch;
 
+use crate::local::runner::RunnerStats;
 use crate::local::{self, LocalStack};
 use crate::outputs::Outputs;
 use crate::sample::{self, Expect};
@@ -14,6 +15,8 @@ use crate::scenario::{self, Clients, Published};
 
 pub struct Options {
     pub events: usize,
+    /// Events per second to publish; `None` for as fast as the bus takes them.
+    pub rate: Option<f64>,
     pub double_deliveries: usize,
     pub timeout: Duration,
 }
@@ -23,9 +26,10 @@ pub async fn run_local(root: &Path, stack: &str, options: &Options) -> Result<()
     let local = LocalStack::start(root, stack).await?;
     println!("local stack on {}", local.moto.endpoint);
     let runner = local.runner(0)?;
+    let stats = runner.stats.clone();
     let (stop, stopped) = watch::channel(false);
     let runner_task = tokio::spawn(runner.run(stopped));
-    let result = run_scenario(&local.outputs, options).await;
+    let result = run_scenario(&local.outputs, options, Some(&stats)).await;
     let _ = stop.send(true);
     runner_task.await.context("runner task")??;
     result
@@ -34,10 +38,16 @@ pub async fn run_local(root: &Path, stack: &str, options: &Options) -> Result<()
 /// `e2e --outputs FILE`: the scenario against whatever stack the outputs describe.
 pub async fn run_outputs(path: &Path, options: &Options) -> Result<()> {
     let outputs = Outputs::read(path)?;
-    run_scenario(&outputs, options).await
+    run_scenario(&outputs, options, None).await
 }
 
-async fn run_scenario(outputs: &Outputs, options: &Options) -> Result<()> {
+/// `runner`: the in-process runner of a local stack, whose queue is drained before the tables
+/// are read.
+async fn run_scenario(
+    outputs: &Outputs,
+    options: &Options,
+    runner: Option<&RunnerStats>,
+) -> Result<()> {
     let clients = Clients::for_stack(outputs).await;
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     let end = Utc::now() - chrono::Duration::minutes(1);
@@ -59,10 +69,19 @@ async fn run_scenario(outputs: &Outputs, options: &Options) -> Result<()> {
         events.len(),
         outputs.event_bus_name
     );
-    let mut published =
-        scenario::publish(&clients, &outputs.event_bus_name, &events, |_| {}).await?;
+    let mut published = scenario::publish_paced(
+        &clients,
+        &outputs.event_bus_name,
+        &events,
+        options.rate,
+        |_| {},
+    )
+    .await?;
     published
         .extend(double_deliveries(&clients, outputs, &run_id, options.double_deliveries).await?);
+    if let Some(stats) = runner {
+        local::drain(&clients, outputs, stats, published.len()).await?;
+    }
 
     let window = (
         end - chrono::Duration::minutes(392),
@@ -116,6 +135,7 @@ async fn double_deliveries(
         );
     };
     let mut published = Vec::with_capacity(count);
+    let symbol = format!("TWICE-{}", run_id.to_uppercase());
     for n in 0..count {
         let id = format!("e2e-{run_id}-twice-{n}");
         let time = Utc::now();
@@ -128,7 +148,7 @@ async fn double_deliveries(
             "time": processor::event::format_timestamp(time),
             "region": outputs.region.clone().unwrap_or_default(),
             "resources": [],
-            "detail": {"e2e_run": run_id, "exchange": "E2E", "symbol": format!("TWICE-{run_id}"), "bid": "10.01", "ask": "10.02"}
+            "detail": {"e2e_run": run_id, "exchange": "E2E", "symbol": symbol, "bid": "10.01", "ask": "10.02"}
         })
         .to_string();
         for _ in 0..2 {
@@ -144,7 +164,8 @@ async fn double_deliveries(
         published.push(Published {
             id,
             expect: Expect::Stored,
-            symbol: Some(format!("TWICE-{run_id}")),
+            group: None,
+            symbol: Some(symbol.clone()),
             put_at: time,
         });
     }

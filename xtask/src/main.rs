@@ -79,6 +79,9 @@ enum Command {
         /// Events handed to the processor twice.
         #[arg(long, default_value_t = 20)]
         double_deliveries: usize,
+        /// Publish at most this many events per second (0: as fast as the bus accepts).
+        #[arg(long, default_value_t = 25.0)]
+        rate: f64,
         /// Seconds to wait for every event to be accounted for.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
@@ -173,9 +176,11 @@ fn main() -> Result<()> {
             events,
             double_deliveries,
             timeout,
+            rate,
         } => {
             let options = e2e::Options {
                 events,
+                rate: Some(rate),
                 double_deliveries,
                 timeout: Duration::from_secs(timeout),
             };

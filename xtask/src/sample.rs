@@ -25,6 +25,9 @@ pub struct SampleEvent {
     pub detail_type: String,
     pub detail: String,
     pub expect: Expect,
+    /// Copies of one trade share a group: whichever copy the pipeline sees first is stored and
+    /// the others are duplicates, so the check is per group, not per copy.
+    pub group: Option<u64>,
 }
 
 struct Instrument {
@@ -124,7 +127,10 @@ pub fn session(count: usize, seed: u64, end: DateTime<Utc>) -> Vec<SampleEvent> 
                 r#"{{"exchange":"{}","symbol":"{}","price":{price_json},"volume":{volume},"trade_id":"{}-{trade_seq:08}","side":"{side}","currency":"{}","timestamp":"{timestamp}"}}"#,
                 instrument.exchange, instrument.symbol, instrument.exchange, instrument.currency
             );
-            let trade = stored(names::TRADE_EXECUTION, detail);
+            let trade = SampleEvent {
+                group: Some(trade_seq),
+                ..stored(names::TRADE_EXECUTION, detail)
+            };
             trades.push(trade.clone());
             trade
         } else if roll < 900 {
@@ -168,6 +174,7 @@ fn stored(detail_type: &str, detail: String) -> SampleEvent {
         detail_type: detail_type.to_string(),
         detail,
         expect: Expect::Stored,
+        group: None,
     }
 }
 
@@ -263,6 +270,7 @@ fn malformed(n: usize, instrument: &Instrument, timestamp: &str) -> SampleEvent 
         detail_type: detail_type.to_string(),
         detail,
         expect: Expect::Rejected,
+        group: None,
     }
 }
 
@@ -282,6 +290,7 @@ fn unrouted(n: usize, instrument: &Instrument, price: Decimal, timestamp: &str) 
         detail_type: detail_type.to_string(),
         detail,
         expect: Expect::Unrouted,
+        group: None,
     }
 }
 

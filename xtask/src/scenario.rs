@@ -44,6 +44,7 @@ impl Clients {
 pub struct Published {
     pub id: String,
     pub expect: Expect,
+    pub group: Option<u64>,
     pub symbol: Option<String>,
     pub put_at: DateTime<Utc>,
 }
@@ -56,6 +57,22 @@ pub async fn publish(
     events: &[SampleEvent],
     progress: impl Fn(usize) + Send + Sync + 'static,
 ) -> Result<Vec<Published>> {
+    publish_paced(clients, bus, events, None, progress).await
+}
+
+/// [`publish`] at no more than `rate` events per second, so that put→stored latency measures
+/// the pipeline rather than the backlog of a burst.
+pub async fn publish_paced(
+    clients: &Clients,
+    bus: &str,
+    events: &[SampleEvent],
+    rate: Option<f64>,
+    progress: impl Fn(usize) + Send + Sync + 'static,
+) -> Result<Vec<Published>> {
+    let start = tokio::time::Instant::now();
+    let batch_interval = rate
+        .filter(|r| *r > 0.0)
+        .map(|r| Duration::from_secs_f64(BATCH as f64 / r));
     let progress = Arc::new(progress);
     let done = Arc::new(AtomicUsize::new(0));
     let batches: Vec<(usize, Vec<SampleEvent>)> = events
@@ -78,6 +95,9 @@ pub async fn publish(
                 let Some((index, batch)) = next else {
                     break;
                 };
+                if let Some(interval) = batch_interval {
+                    tokio::time::sleep_until(start + interval * index as u32).await;
+                }
                 let published = put_batch(&client, &bus, &batch).await?;
                 let total = done.fetch_add(batch.len(), Ordering::Relaxed) + batch.len();
                 progress(total);
@@ -129,6 +149,7 @@ async fn put_batch(
                 Some(id) if entry.error_code().is_none() => published.push(Published {
                     id: id.to_string(),
                     expect: event.expect,
+                    group: event.group,
                     symbol: symbol_of(&event.detail),
                     put_at,
                 }),
@@ -298,6 +319,7 @@ fn summarize(published: &[Published], observed: &Observed, elapsed: Duration) ->
         ..Report::default()
     };
     let mut latencies = Vec::new();
+    let mut groups: BTreeMap<u64, Vec<(&str, Option<Fate>)>> = BTreeMap::new();
     for p in published {
         if p.expect == Expect::Unrouted {
             report.unrouted += 1;
@@ -334,6 +356,10 @@ fn summarize(published: &[Published], observed: &Observed, elapsed: Duration) ->
             Some(Fate::DeadLettered) => report.dead_lettered += 1,
             None => report.lost += 1,
         }
+        if let Some(group) = p.group {
+            groups.entry(group).or_default().push((p.id.as_str(), fate));
+            continue;
+        }
         let expected = match p.expect {
             Expect::Stored => Some(Fate::Stored),
             Expect::Duplicate => Some(Fate::Duplicate),
@@ -347,6 +373,30 @@ fn summarize(published: &[Published], observed: &Observed, elapsed: Duration) ->
             report
                 .unexpected
                 .push(format!("{}: expected {:?}, found {fate:?}", p.id, p.expect));
+        }
+    }
+    for (group, copies) in groups {
+        let stored = copies
+            .iter()
+            .filter(|(_, f)| *f == Some(Fate::Stored))
+            .count();
+        let other = copies
+            .iter()
+            .filter(|(_, f)| {
+                !matches!(
+                    f,
+                    Some(Fate::Stored | Fate::Duplicate | Fate::DeadLettered) | None
+                )
+            })
+            .count();
+        if stored > 1 {
+            report.stored_twice += stored - 1;
+        }
+        if other > 0 || (stored == 0 && copies.iter().all(|(_, f)| *f == Some(Fate::Duplicate))) {
+            report.unexpected.push(format!(
+                "trade group {group}: copies ended {:?}; expected one stored and the rest duplicates",
+                copies.iter().map(|(_, f)| *f).collect::<Vec<_>>()
+            ));
         }
     }
     report.stored_twice += observed.dedupe_keys.values().filter(|n| **n > 1).count();

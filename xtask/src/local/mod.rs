@@ -150,6 +150,8 @@ pub async fn run(root: &Path, stack: &str, events: usize) -> Result<()> {
     )
     .await?;
 
+    drain(&clients, &local.outputs, &stats, published.len()).await?;
+
     let window = (end - chrono::Duration::minutes(392), Utc::now());
     let report = scenario::account(
         &clients,
@@ -213,6 +215,54 @@ pub async fn run(root: &Path, stack: &str, events: usize) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Waits until the runner has emptied the delivery queue, printing its progress: reading the
+/// tables while events still stream in would only slow the emulator down.
+pub async fn drain(
+    clients: &Clients,
+    outputs: &Outputs,
+    stats: &RunnerStats,
+    published: usize,
+) -> Result<()> {
+    let Some(queue) = &outputs.delivery_queue_url else {
+        return Ok(());
+    };
+    let mut last = u64::MAX;
+    let mut quiet = 0;
+    let mut printed = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let invocations = RunnerStats::get(&stats.invocations);
+        if invocations / 1000 != printed {
+            printed = invocations / 1000;
+            println!("  processor invocations {invocations:>6} of about {published}");
+        }
+        let attributes = clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(queue)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(
+                aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            )
+            .send()
+            .await
+            .map_err(|e| provision::sdk_error("GetQueueAttributes", e))?;
+        let waiting: u64 = attributes
+            .attributes()
+            .map(|a| a.values().filter_map(|v| v.parse::<u64>().ok()).sum())
+            .unwrap_or(0);
+        quiet = if waiting == 0 && invocations == last {
+            quiet + 1
+        } else {
+            0
+        };
+        last = invocations;
+        if quiet >= 2 {
+            return Ok(());
+        }
+    }
 }
 
 impl LocalStack {
@@ -360,6 +410,7 @@ pub fn read_feed(text: &str) -> (Vec<sample::SampleEvent>, Vec<String>) {
                     detail_type: entry.detail_type,
                     detail,
                     expect: sample::Expect::Stored,
+                    group: None,
                 });
             }
             Err(err) => errors.push(format!("line {line_no}: {err}")),
