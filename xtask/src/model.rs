@@ -182,9 +182,10 @@ pub struct QueueSpec {
 pub struct RoleSpec {
     pub name: String,
     pub policy_name: String,
-    /// On exactly the two tables. `TransactWriteItems` is authorised per item by `PutItem`;
-    /// `DescribeTable` is the warm-up call at init.
-    pub table_actions: Vec<&'static str>,
+    /// Per table, in the order of [`Model::tables`]: `PutItem` for every write (conditional
+    /// puts return the existing item themselves), `GetItem` on market-data to check the record
+    /// behind a taken dedupe guard, `DescribeTable` for the warm-up at init.
+    pub table_actions: Vec<Vec<&'static str>>,
     /// On the function's own log group.
     pub log_actions: Vec<&'static str>,
     /// On the DLQ: Lambda sends failed asynchronous invocations there with the function's role.
@@ -428,7 +429,14 @@ impl Model {
             role: RoleSpec {
                 name: name(ROLE),
                 policy_name: name(ROLE_POLICY),
-                table_actions: vec!["dynamodb:DescribeTable", "dynamodb:PutItem"],
+                table_actions: vec![
+                    vec![
+                        "dynamodb:DescribeTable",
+                        "dynamodb:GetItem",
+                        "dynamodb:PutItem",
+                    ],
+                    vec!["dynamodb:DescribeTable", "dynamodb:PutItem"],
+                ],
                 log_actions: vec!["logs:CreateLogStream", "logs:PutLogEvents"],
                 queue_actions: vec!["sqs:SendMessage"],
             },
@@ -460,61 +468,42 @@ impl Model {
     }
 }
 
-fn string_attributes(names: &[&'static str]) -> Vec<AttributeSpec> {
-    names
-        .iter()
-        .map(|name| AttributeSpec {
-            name,
-            kind: AttributeType::String,
-        })
-        .collect()
+/// A table of the stack from its key schema in `processor::names`, the one definition the
+/// processor's writes and queries are built against.
+fn table(key: &'static str, name: String, schema: &names::TableSchema) -> TableSpec {
+    TableSpec {
+        key,
+        name,
+        hash_key: schema.hash_key,
+        range_key: schema.range_key,
+        attributes: schema
+            .key_attributes()
+            .into_iter()
+            .map(|name| AttributeSpec {
+                name,
+                kind: AttributeType::String,
+            })
+            .collect(),
+        indexes: schema
+            .indexes
+            .iter()
+            .map(|index| IndexSpec {
+                name: index.name,
+                hash_key: index.hash_key,
+                range_key: index.range_key,
+                projection: "ALL",
+            })
+            .collect(),
+        ttl_attribute: schema.ttl_attribute,
+    }
 }
 
 fn market_data_table(name: String) -> TableSpec {
-    TableSpec {
-        key: "marketDataTable",
-        name,
-        hash_key: names::EVENT_ID,
-        range_key: names::TIMESTAMP,
-        attributes: string_attributes(&[
-            names::EVENT_ID,
-            names::TIMESTAMP,
-            names::EXCHANGE,
-            names::SYMBOL,
-        ]),
-        indexes: vec![
-            IndexSpec {
-                name: names::EXCHANGE_INDEX,
-                hash_key: names::EXCHANGE,
-                range_key: names::TIMESTAMP,
-                projection: "ALL",
-            },
-            IndexSpec {
-                name: names::SYMBOL_INDEX,
-                hash_key: names::SYMBOL,
-                range_key: names::TIMESTAMP,
-                projection: "ALL",
-            },
-        ],
-        ttl_attribute: names::EXPIRES_AT,
-    }
+    table("marketDataTable", name, &names::MARKET_DATA_SCHEMA)
 }
 
 fn audit_trail_table(name: String) -> TableSpec {
-    TableSpec {
-        key: "auditTrailTable",
-        name,
-        hash_key: names::AUDIT_ID,
-        range_key: names::TIMESTAMP,
-        attributes: string_attributes(&[names::AUDIT_ID, names::TIMESTAMP, names::EVENT_TYPE]),
-        indexes: vec![IndexSpec {
-            name: names::EVENT_TYPE_INDEX,
-            hash_key: names::EVENT_TYPE,
-            range_key: names::TIMESTAMP,
-            projection: "ALL",
-        }],
-        ttl_attribute: names::EXPIRES_AT,
-    }
+    table("auditTrailTable", name, &names::AUDIT_TRAIL_SCHEMA)
 }
 
 #[cfg(test)]
@@ -633,7 +622,14 @@ mod tests {
         let model = Model::from_stack(&stack("prod"));
         assert_eq!(
             model.role.table_actions,
-            ["dynamodb:DescribeTable", "dynamodb:PutItem"]
+            [
+                vec![
+                    "dynamodb:DescribeTable",
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem"
+                ],
+                vec!["dynamodb:DescribeTable", "dynamodb:PutItem"]
+            ]
         );
         assert_eq!(
             model.role.log_actions,

@@ -5,6 +5,9 @@ use std::process::{Command, Output};
 
 const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 
+/// Tests that use `local up` share target/local/ and take turns.
+static LOCAL_STATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -101,6 +104,7 @@ fn local_up_send_query_down() {
             let _ = xtask(&["local", "down"]);
         }
     }
+    let _turn = LOCAL_STATE.lock().unwrap_or_else(|e| e.into_inner());
     let _ = xtask(&["local", "down"]);
     let up = xtask(&["local", "up"]);
     let _down = Down;
@@ -162,4 +166,28 @@ fn local_up_send_query_down() {
     let down = xtask(&["local", "down"]);
     assert!(down.status.success(), "{}", text(&down));
     assert!(!outputs.exists());
+}
+
+#[test]
+fn a_taken_port_is_one_clear_error_and_nothing_is_left_running() {
+    let _turn = LOCAL_STATE.lock().unwrap_or_else(|e| e.into_inner());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let output = xtask(&["local", "up", "--port", &port, "--stack", "dev"]);
+    let out = text(&output);
+    assert!(!output.status.success(), "{out}");
+    assert!(
+        out.contains(&format!("port {port} on 127.0.0.1 is already in use")),
+        "{out}"
+    );
+    assert!(!out.contains("panicked"), "{out}");
+}
+
+#[test]
+fn an_unknown_stack_is_named_with_the_ones_that_exist() {
+    let output = xtask(&["local", "--stack", "qa", "--events", "10"]);
+    let out = text(&output);
+    assert!(!output.status.success(), "{out}");
+    assert!(out.contains("qa"), "{out}");
+    assert!(out.contains("dev") && out.contains("prod"), "{out}");
 }

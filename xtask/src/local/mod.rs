@@ -30,6 +30,9 @@ pub const SESSION_SEED: u64 = 20_261_125;
 pub const REDELIVER_PER_MILLE: u32 = 20;
 /// Concurrent invocations the local runner allows.
 const WORKERS: usize = 4;
+/// Events published at a time, and how far publishing may run ahead of the processor.
+const PUBLISH_CHUNK: usize = 50;
+const MAX_BACKLOG: u64 = 60;
 
 /// A local stack: the emulator, the provisioned resources, and the runner standing in for
 /// Lambda. Dropping it stops the emulator.
@@ -136,20 +139,23 @@ pub async fn run(root: &Path, stack: &str, events: usize) -> Result<()> {
     );
     let clients = Clients::for_stack(&local.outputs).await;
     let since = Utc::now() - chrono::Duration::seconds(1);
-    let progress_stats = stats.clone();
-    let published = scenario::publish(
-        &clients,
-        &local.outputs.event_bus_name,
-        &session,
-        move |n| {
-            if n % 1000 == 0 || n == events {
-                let processed = RunnerStats::get(&progress_stats.invocations);
-                println!("  published {n:>6}   processor invocations {processed:>6}");
-            }
-        },
-    )
-    .await?;
-
+    let mut published = Vec::with_capacity(session.len());
+    for chunk in session.chunks(PUBLISH_CHUNK) {
+        // The emulator's queue slows down with its length: keep the backlog short.
+        while published.len() as u64 > RunnerStats::get(&stats.invocations) + MAX_BACKLOG {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        published.extend(
+            scenario::publish(&clients, &local.outputs.event_bus_name, chunk, |_| {}).await?,
+        );
+        if published.len() % 1000 < PUBLISH_CHUNK || published.len() == session.len() {
+            println!(
+                "  published {:>6}   processor invocations {:>6}",
+                published.len(),
+                RunnerStats::get(&stats.invocations)
+            );
+        }
+    }
     drain(&clients, &local.outputs, &stats, published.len()).await?;
 
     let window = (end - chrono::Duration::minutes(392), Utc::now());
@@ -339,11 +345,8 @@ pub async fn serve(root: &Path, stack: &str) -> Result<()> {
     let model = Model::from_stack(&config);
     let sdk = outputs.sdk_config().await;
     let runner = runner_for(&sdk, &model, &outputs, 0)?;
-    let (stop, stopped) = watch::channel(false);
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        let _ = stop.send(true);
-    });
+    // Runs until `local down` signals the process; see `block_on` in main.rs.
+    let (_stop, stopped) = watch::channel(false);
     runner.run(stopped).await
 }
 

@@ -215,3 +215,61 @@ fn stable_hash(text: &str) -> u64 {
     first.copy_from_slice(&digest[..8]);
     u64::from_be_bytes(first)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local::LocalStack;
+    use crate::scenario::{self, Clients};
+
+    /// An event the processor cannot store is retried the configured number of times and then
+    /// lands in the DLQ with the error, as Lambda's on-failure destination puts it there.
+    #[tokio::test]
+    async fn failing_events_are_retried_then_dead_lettered_with_the_error() {
+        let root = crate::workspace_root();
+        let local = LocalStack::start(&root, "dev").await.expect("local stack");
+        let mut runner = local.runner(0).expect("runner");
+        let mut env: std::collections::HashMap<String, String> =
+            local.model.function.env.clone().into_iter().collect();
+        env.insert(
+            processor::names::ENV_MARKET_DATA_TABLE.into(),
+            "market-data-missing".into(),
+        );
+        let settings = processor::Settings::from_map(&env).expect("settings");
+        runner.processor =
+            processor::Processor::new(settings, aws_sdk_dynamodb::Client::new(&local.config));
+        runner.retries = 2;
+        runner.retry_delay = Duration::from_millis(1);
+
+        let event = serde_json::json!({
+            "version": "0", "id": "evt-doomed", "detail-type": "Market Quote",
+            "source": "market.data", "time": processor::event::format_timestamp(Utc::now()),
+            "detail": {"exchange": "NYSE", "symbol": "IBM", "bid": "1.5", "ask": "1.6"}
+        })
+        .to_string();
+        runner.deliver(event).await.expect("delivered");
+
+        assert_eq!(RunnerStats::get(&runner.stats.invocations), 3);
+        assert_eq!(RunnerStats::get(&runner.stats.failed_attempts), 3);
+        assert_eq!(RunnerStats::get(&runner.stats.dead_lettered), 1);
+        let clients = Clients::for_stack(&local.outputs).await;
+        let letters = scenario::peek_dlq(&clients, &local.outputs.dlq_url)
+            .await
+            .expect("dlq readable");
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].event_id.as_deref(), Some("evt-doomed"));
+        assert!(
+            letters[0]
+                .error
+                .starts_with("StoreError: event \"evt-doomed\" not stored"),
+            "{}",
+            letters[0].error
+        );
+        assert!(
+            letters[0].error.contains("market-data-missing")
+                || letters[0].error.contains("ResourceNotFound"),
+            "{}",
+            letters[0].error
+        );
+    }
+}

@@ -456,16 +456,21 @@ impl Resources<'_> {
         );
 
         let actions = |list: &[&str]| seq(list.iter().map(|a| string(*a)));
-        let statements = vec![
-            obj([
-                ("Sid", string("StoreEvents")),
-                ("Effect", string("Allow")),
-                ("Action", actions(&role.table_actions)),
-                (
-                    "Resource",
-                    seq(self.model.tables.iter().map(|t| reference(t.key, "arn"))),
-                ),
-            ]),
+        let mut statements: Vec<_> = self
+            .model
+            .tables
+            .iter()
+            .zip(&role.table_actions)
+            .map(|(table, table_actions)| {
+                obj([
+                    ("Sid", string(sid(table.key))),
+                    ("Effect", string("Allow")),
+                    ("Action", actions(table_actions)),
+                    ("Resource", seq([reference(table.key, "arn")])),
+                ])
+            })
+            .collect();
+        statements.extend([
             obj([
                 ("Sid", string("WriteOwnLogs")),
                 ("Effect", string("Allow")),
@@ -479,7 +484,7 @@ impl Resources<'_> {
                 ("Action", actions(&role.queue_actions)),
                 ("Resource", seq([reference(DLQ, "arn")])),
             ]),
-        ];
+        ]);
         let properties = obj([
             ("name", string(&role.policy_name)),
             ("role", reference(ROLE, "name")),
@@ -757,4 +762,13 @@ fn snake(camel: &str) -> String {
         }
     }
     out
+}
+
+/// An IAM statement id from a logical name: `marketDataTable` → `MarketDataTable`.
+fn sid(key: &str) -> String {
+    let mut chars = key.chars();
+    chars
+        .next()
+        .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or_default()
 }
