@@ -111,7 +111,50 @@ impl MarketEvent {
 }
 
 pub fn format_timestamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    // Every record and audit entry formats several of these, and chrono's general formatter
+    // cost more than the rest of building an item; this writes the same text from the epoch
+    // seconds. Years outside 0..=9999 and leap seconds, which chrono spells differently, go
+    // through chrono.
+    let secs = t.timestamp();
+    let nanos = t.timestamp_subsec_nanos();
+    let days = secs.div_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        return t.to_rfc3339_opts(SecondsFormat::Millis, true);
+    }
+    let second_of_day = secs.rem_euclid(86_400) as u32;
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, value: u32, digits: usize| {
+        let mut value = value;
+        for i in (0..digits).rev() {
+            out[at + i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, year as u32, 4);
+    put(5, month, 2);
+    put(8, day, 2);
+    put(11, second_of_day / 3600, 2);
+    put(14, second_of_day / 60 % 60, 2);
+    put(17, second_of_day % 60, 2);
+    put(20, nanos / 1_000_000, 3);
+    // Only ASCII digits and separators were written.
+    String::from_utf8(out.to_vec()).unwrap_or_default()
+}
+
+/// Year, month and day of a day count from 1970-01-01 in the proleptic Gregorian calendar
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 /// One broken rule: the field (a path such as `detail.price`) and what it must be.
@@ -165,28 +208,24 @@ pub fn decode(raw: &str, rules: &Rules, now: DateTime<Utc>) -> Result<MarketEven
     };
     let mut v = Validator::default();
     let kind = Kind::of_detail_type(&envelope.detail_type);
-    let mut rejection = Rejection {
-        envelope_id: envelope.id.clone(),
-        detail_type: Some(envelope.detail_type.clone()),
-        source: Some(envelope.source.clone()),
+    // Built only when the event is rejected: a valid event moves these strings into its
+    // `MarketEvent` instead of copying them.
+    let reject = |envelope: EventBridgeEvent<Box<RawValue>>, violations| Rejection {
+        envelope_id: envelope.id,
+        detail_type: Some(envelope.detail_type),
+        source: Some(envelope.source),
         kind,
-        violations: Vec::new(),
+        violations,
     };
 
-    let envelope_id = match envelope.id.as_deref() {
-        None => {
-            v.fail("id", "is required");
-            String::new()
-        }
-        Some(id) if id.is_empty() || id.len() > MAX_ENVELOPE_ID_LEN => {
-            v.fail(
-                "id",
-                format!("must be 1 to {MAX_ENVELOPE_ID_LEN} characters"),
-            );
-            String::new()
-        }
-        Some(id) => id.to_string(),
-    };
+    match envelope.id.as_deref() {
+        None => v.fail("id", "is required"),
+        Some(id) if id.is_empty() || id.len() > MAX_ENVELOPE_ID_LEN => v.fail(
+            "id",
+            format!("must be 1 to {MAX_ENVELOPE_ID_LEN} characters"),
+        ),
+        Some(_) => {}
+    }
     if !rules.accepted_sources.contains(&envelope.source) {
         v.fail(
             "source",
@@ -218,15 +257,13 @@ pub fn decode(raw: &str, rules: &Rules, now: DateTime<Utc>) -> Result<MarketEven
                 detail_text.len()
             ),
         );
-        rejection.violations = v.violations;
-        return Err(rejection);
+        return Err(reject(envelope, v.violations));
     }
     let mut detail = match serde_json::from_str::<UniqueKeyObject>(detail_text) {
         Ok(UniqueKeyObject(map)) => map,
         Err(err) => {
             v.fail("detail", detail_error(detail_text, &err));
-            rejection.violations = v.violations;
-            return Err(rejection);
+            return Err(reject(envelope, v.violations));
         }
     };
 
@@ -265,7 +302,8 @@ pub fn decode(raw: &str, rules: &Rules, now: DateTime<Utc>) -> Result<MarketEven
             Some(event_time),
             Some(body),
         ) if v.violations.is_empty() => Ok(MarketEvent {
-            envelope_id,
+            // Checked above: without an id there is a violation.
+            envelope_id: envelope.id.unwrap_or_default(),
             source: envelope.source,
             detail_type: envelope.detail_type,
             kind,
@@ -277,10 +315,7 @@ pub fn decode(raw: &str, rules: &Rules, now: DateTime<Utc>) -> Result<MarketEven
             body,
             extra: detail,
         }),
-        _ => {
-            rejection.violations = v.violations;
-            Err(rejection)
-        }
+        _ => Err(reject(envelope, v.violations)),
     }
 }
 
@@ -400,10 +435,16 @@ impl<'de> Deserialize<'de> for UniqueKeyObject {
                 let mut map = Map::new();
                 while let Some(key) = access.next_key::<String>()? {
                     let value: Value = access.next_value()?;
-                    if map.insert(key.clone(), value).is_some() {
-                        return Err(serde::de::Error::custom(format!(
-                            "field {key:?} appears more than once"
-                        )));
+                    match map.entry(key) {
+                        serde_json::map::Entry::Vacant(slot) => {
+                            slot.insert(value);
+                        }
+                        serde_json::map::Entry::Occupied(taken) => {
+                            return Err(serde::de::Error::custom(format!(
+                                "field {:?} appears more than once",
+                                taken.key()
+                            )));
+                        }
                     }
                 }
                 Ok(UniqueKeyObject(map))
@@ -754,4 +795,40 @@ fn truncate(s: &str) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn timestamps_are_spelled_as_chrono_spells_them() {
+        for text in [
+            "2026-11-25T14:29:59.874Z",
+            "2026-01-02T03:04:05Z",
+            "0001-01-01T00:00:00.001Z",
+            "9999-12-31T23:59:59.999999999Z",
+            "12026-11-25T14:29:59.874Z",
+            "2016-12-31T23:59:60.500Z",
+        ] {
+            let Ok(t) = DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)) else {
+                continue;
+            };
+            assert_eq!(
+                format_timestamp(t),
+                t.to_rfc3339_opts(SecondsFormat::Millis, true),
+                "{text}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_instant_formats_like_chrono(secs in -62_200_000_000i64..253_500_000_000, nanos in 0u32..1_000_000_000) {
+            if let Some(t) = DateTime::<Utc>::from_timestamp(secs, nanos) {
+                prop_assert_eq!(format_timestamp(t), t.to_rfc3339_opts(SecondsFormat::Millis, true));
+            }
+        }
+    }
 }

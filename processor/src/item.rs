@@ -55,7 +55,7 @@ pub fn dedupe_key(event: &MarketEvent) -> Option<String> {
     };
     let trade_id = trade.trade_id.as_deref()?;
     let mut hasher = Sha256::new();
-    let extra = serde_json::Value::Object(event.extra.clone()).to_string();
+    let extra = extra_json(event);
     for part in [
         event.detail_type.as_str(),
         event.exchange.as_str(),
@@ -75,10 +75,18 @@ pub fn dedupe_key(event: &MarketEvent) -> Option<String> {
     let digest = hasher.finalize();
     let mut key = String::with_capacity(names::DEDUPE_KEY_PREFIX.len() + 64);
     key.push_str(names::DEDUPE_KEY_PREFIX);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     for byte in digest {
-        key.push_str(&format!("{byte:02x}"));
+        key.push(char::from(HEX[usize::from(byte >> 4)]));
+        key.push(char::from(HEX[usize::from(byte & 0x0f)]));
     }
     Some(key)
+}
+
+/// The unknown detail fields as JSON text, the form both the dedupe hash and the record use.
+fn extra_json(event: &MarketEvent) -> String {
+    // Serializing a map of JSON values to a string cannot fail.
+    serde_json::to_string(&event.extra).unwrap_or_default()
 }
 
 fn expires_at(event_time: DateTime<Utc>, ttl_days: u32) -> i64 {
@@ -135,10 +143,7 @@ pub fn record(
     }
     if !event.extra.is_empty() {
         // Kept as JSON text: unknown fields can hold numbers DynamoDB's N type cannot represent.
-        item.insert(
-            "extra".into(),
-            s(serde_json::Value::Object(event.extra.clone()).to_string()),
-        );
+        item.insert("extra".into(), s(extra_json(event)));
     }
     if let Some(key) = dedupe_key {
         item.insert("dedupe_key".into(), s(key));
@@ -180,19 +185,17 @@ pub struct AuditContext<'a> {
 /// time, `received_at`), so writing it again after a lost reply or a retried invocation
 /// overwrites the same entry: one PROCESSED entry per record, however often it is written.
 pub fn processed_audit(event: &MarketEvent, received_at: &str, ctx: &AuditContext) -> Item {
-    let digest = Sha256::digest(
-        format!(
-            "{}\n{}\n{received_at}",
-            event.envelope_id,
-            event.timestamp_key()
-        )
-        .as_bytes(),
-    );
+    let digest = Sha256::new()
+        .chain_update(event.envelope_id.as_bytes())
+        .chain_update(b"\n")
+        .chain_update(event.timestamp_key().as_bytes())
+        .chain_update(b"\n")
+        .chain_update(received_at.as_bytes())
+        .finalize();
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
-    let audit_id = uuid::Uuid::new_v8(bytes).to_string();
     let mut item = audit_base(
-        audit_id,
+        uuid_text(uuid::Uuid::new_v8(bytes)),
         received_at.to_string(),
         Status::Processed,
         "stored",
@@ -254,9 +257,15 @@ pub fn audit_for_rejection(rejection: &Rejection, raw: &str, ctx: &AuditContext)
     item
 }
 
+/// The hyphenated lower-case form `Uuid::to_string` gives, without the formatting machinery.
+fn uuid_text(id: uuid::Uuid) -> String {
+    let mut buffer = uuid::Uuid::encode_buffer();
+    id.hyphenated().encode_lower(&mut buffer).to_string()
+}
+
 fn fresh_audit(status: Status, reason: &str, ctx: &AuditContext) -> Item {
     audit_base(
-        uuid::Uuid::now_v7().to_string(),
+        uuid_text(uuid::Uuid::now_v7()),
         format_timestamp(Utc::now()),
         status,
         reason,
@@ -280,7 +289,119 @@ fn audit_base(
     item.insert("environment".into(), s(ctx.environment));
     item.insert(
         "processing_ms".into(),
-        n(format!("{:.3}", ctx.processing_ms)),
+        AttributeValue::N(format!("{:.3}", ctx.processing_ms)),
     );
     item
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{self, Rules};
+
+    fn trade() -> MarketEvent {
+        let now = Utc::now();
+        let raw = format!(
+            r#"{{"id":"e-1","detail-type":"Trade Execution","source":"market.data","time":"{}","detail":{{"exchange":"NASDAQ","symbol":"AAPL","price":150.250,"volume":100,"trade_id":"T-1","side":"buy","zeta":[1,2.50],"alpha":{{"b":"x\u00e9"}}}}}}"#,
+            format_timestamp(now)
+        );
+        let rules = Rules {
+            accepted_sources: vec![names::DEFAULT_SOURCE.into()],
+            max_future_skew_seconds: 300,
+            max_event_age_seconds: 86_400,
+        };
+        match event::decode(&raw, &rules, now) {
+            Ok(event) => event,
+            Err(rejection) => panic!("{}", rejection.reason()),
+        }
+    }
+
+    /// The dedupe key as first written (hex by `format!`, extras through a cloned `Value`):
+    /// keys of guards already stored must not change.
+    fn reference_dedupe_key(event: &MarketEvent) -> Option<String> {
+        let Body::Trade(trade) = &event.body else {
+            return None;
+        };
+        let trade_id = trade.trade_id.as_deref()?;
+        let mut hasher = Sha256::new();
+        let extra = serde_json::Value::Object(event.extra.clone()).to_string();
+        for part in [
+            event.detail_type.as_str(),
+            event.exchange.as_str(),
+            event.symbol.as_str(),
+            trade_id,
+            &trade.price.to_string(),
+            &trade.volume.to_string(),
+            trade.side.map_or("", |side| side.as_str()),
+            event.currency.as_str(),
+            event.detail_timestamp.as_deref().unwrap_or(""),
+            &extra,
+        ] {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part.as_bytes());
+        }
+        let mut key = names::DEDUPE_KEY_PREFIX.to_string();
+        for byte in hasher.finalize() {
+            key.push_str(&format!("{byte:02x}"));
+        }
+        Some(key)
+    }
+
+    #[test]
+    fn dedupe_key_and_extra_text_are_unchanged() {
+        let event = trade();
+        let key = dedupe_key(&event);
+        assert!(key.is_some());
+        assert_eq!(key, reference_dedupe_key(&event));
+        let record = record(&event, key.as_deref(), Utc::now(), "r-1", 30);
+        assert_eq!(
+            record.get("extra"),
+            Some(&AttributeValue::S(
+                serde_json::Value::Object(event.extra.clone()).to_string()
+            ))
+        );
+        assert_eq!(
+            record.get("extra"),
+            Some(&AttributeValue::S(
+                r#"{"alpha":{"b":"xé"},"zeta":[1,2.50]}"#.into()
+            ))
+        );
+    }
+
+    #[test]
+    fn processed_audit_id_is_unchanged() {
+        let event = trade();
+        let received_at = format_timestamp(Utc::now());
+        let ctx = AuditContext {
+            request_id: "r-1",
+            environment: "test",
+            processing_ms: 1.5,
+        };
+        let audit = processed_audit(&event, &received_at, &ctx);
+        let digest = Sha256::digest(
+            format!(
+                "{}\n{}\n{received_at}",
+                event.envelope_id,
+                event.timestamp_key()
+            )
+            .as_bytes(),
+        );
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        assert_eq!(
+            audit.get(names::AUDIT_ID),
+            Some(&AttributeValue::S(uuid::Uuid::new_v8(bytes).to_string()))
+        );
+        assert_eq!(
+            audit.get("processing_ms"),
+            Some(&AttributeValue::N("1.500".into()))
+        );
+        let fresh = audit_for_event(&event, Status::Duplicate, "again", &ctx);
+        let Some(AttributeValue::S(id)) = fresh.get(names::AUDIT_ID) else {
+            panic!("no audit id: {fresh:?}");
+        };
+        let parsed = uuid::Uuid::parse_str(id).expect("a UUID");
+        assert_eq!(parsed.get_version_num(), 7);
+        assert_eq!(&parsed.to_string(), id);
+    }
 }

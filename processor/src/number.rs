@@ -47,12 +47,13 @@ pub fn json_type(value: &Value) -> &'static str {
 /// Normalizing (`150.250` → `150.25`) gives one spelling per value, which DynamoDB also
 /// applies to numbers, and keeps content hashes stable across feeds that pad zeros.
 pub fn exact_decimal(value: &Value) -> Result<Decimal, NumberError> {
+    // Borrowed, not copied: with `arbitrary_precision` a JSON number is its own digit text.
     let text = match value {
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.clone(),
+        Value::Number(n) => n.as_str(),
+        Value::String(s) => s.as_str(),
         other => return Err(NumberError::WrongType(json_type(other))),
     };
-    parse_decimal_text(&text).map(|d| d.normalize())
+    parse_decimal_text(text).map(|d| d.normalize())
 }
 
 /// Accepts exactly the JSON number grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.

@@ -47,7 +47,7 @@ async fn reply(api: &mut RuntimeApi, child: &mut Child) -> Reply {
 #[tokio::test]
 async fn bootstrap_processes_events_end_to_end() {
     let tables = Tables::create().await;
-    let mut api = RuntimeApi::start().await;
+    let mut api = RuntimeApi::start().await.expect("runtime API");
     let mut child = bootstrap(Some(&api), &tables.market_data, &tables.audit_trail)
         .spawn()
         .expect("spawn bootstrap");
@@ -117,7 +117,7 @@ async fn bootstrap_outside_lambda_says_what_is_missing() {
 
 #[tokio::test]
 async fn bootstrap_without_table_variable_names_it() {
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start().await.expect("runtime API");
     let output = bootstrap(Some(&api), "a", "b")
         .env_remove(names::ENV_MARKET_DATA_TABLE)
         .output()
@@ -131,7 +131,7 @@ async fn bootstrap_without_table_variable_names_it() {
 #[tokio::test]
 async fn bootstrap_with_a_missing_table_fails_init() {
     let tables = Tables::create().await;
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start().await.expect("runtime API");
     let output = bootstrap(Some(&api), &tables.market_data, "audit-trail-missing")
         .output()
         .await

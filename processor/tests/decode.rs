@@ -552,3 +552,47 @@ proptest! {
         let _ = decode(&raw, &rules(), now());
     }
 }
+
+proptest! {
+    /// Any accepted trade or quote reaches its DynamoDB item with every decimal exact: the
+    /// stored `N` text is the sent value, normalized, for prices with up to 28 digits.
+    #[test]
+    fn accepted_events_round_trip_through_the_stored_item(
+        price in (1u64..u64::MAX, 0u32..=8).prop_map(|(m, scale)| Decimal::new(m as i64 & i64::MAX, scale)),
+        bid in (1i64..1_000_000_000_000, 0u32..=12).prop_map(|(m, scale)| Decimal::new(m, scale)),
+        spread in (0i64..1_000_000, 0u32..=12).prop_map(|(m, scale)| Decimal::new(m, scale)),
+        volume in 1u64..u64::MAX,
+        quoted in any::<bool>(),
+    ) {
+        prop_assume!(price > Decimal::ZERO);
+        let number = |d: Decimal| if quoted { format!("\"{d}\"") } else { d.to_string() };
+        let trade = format!(
+            r#"{{"exchange":"X","symbol":"Y","price":{},"volume":{volume},"trade_id":"t1"}}"#,
+            number(price)
+        );
+        let e = decode(&event("Trade Execution", &trade), &rules(), now()).unwrap();
+        let item = processor::item::record(&e, processor::item::dedupe_key(&e).as_deref(), now(), "r", 30);
+        let stored = |key: &str| match item.get(key) {
+            Some(aws_sdk_dynamodb::types::AttributeValue::N(text)) => text.clone(),
+            other => panic!("{key}: {other:?}"),
+        };
+        prop_assert_eq!(stored("price"), price.normalize().to_string());
+        prop_assert_eq!(Decimal::from_str_exact(&stored("price")).unwrap(), price);
+        prop_assert_eq!(stored("volume"), volume.to_string());
+
+        let ask = bid + spread;
+        let quote = format!(
+            r#"{{"exchange":"X","symbol":"Y","bid":{},"ask":{}}}"#,
+            number(bid),
+            number(ask)
+        );
+        let q = decode(&event("Market Quote", &quote), &rules(), now()).unwrap();
+        let item = processor::item::record(&q, None, now(), "r", 30);
+        let stored = |key: &str| match item.get(key) {
+            Some(aws_sdk_dynamodb::types::AttributeValue::N(text)) => text.clone(),
+            other => panic!("{key}: {other:?}"),
+        };
+        prop_assert_eq!(Decimal::from_str_exact(&stored("bid")).unwrap(), bid);
+        prop_assert_eq!(Decimal::from_str_exact(&stored("ask")).unwrap(), ask);
+    }
+}

@@ -276,3 +276,20 @@ async fn a_trade_whose_first_copy_never_stored_is_not_swallowed_as_duplicate() {
     );
     assert_eq!(tables.records().await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_trade_update_arriving_before_its_execution_is_stored() {
+    let tables = Tables::create().await;
+    let p = tables.processor();
+    let update = TRADE.replace("150.25", "150.30");
+    let first = p
+        .process(&envelope("e-upd", "Trade Update", &update), "r1")
+        .await
+        .unwrap();
+    let second = p
+        .process(&envelope("e-exe", "Trade Execution", TRADE), "r2")
+        .await
+        .unwrap();
+    assert_eq!((first.status, second.status), ("PROCESSED", "PROCESSED"));
+    assert_eq!(tables.records().await.len(), 2);
+}

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use tokio::sync::watch;
 
+use crate::faults::FaultProxy;
 use crate::local::runner::RunnerStats;
 use crate::local::{self, LocalStack};
 use crate::outputs::Outputs;
@@ -19,19 +20,66 @@ pub struct Options {
     pub rate: Option<f64>,
     pub double_deliveries: usize,
     pub timeout: Duration,
+    /// Share (0–1) of the processor's DynamoDB calls answered with a fault (local stack only).
+    pub faults: f64,
+    /// Share (0–1) of events the local runner delivers a second time.
+    pub redeliver_rate: f64,
 }
+
+/// A latency fault holds an answer past the processor's per-attempt timeout.
+const FAULT_LATENCY: Duration = Duration::from_millis(2_500);
+const FAULT_WORKERS: usize = 16;
 
 /// `e2e --local`: a fresh local stack with its runner, the scenario, then everything stopped.
 pub async fn run_local(root: &Path, stack: &str, options: &Options) -> Result<()> {
     let local = LocalStack::start(root, stack).await?;
     println!("local stack on {}", local.moto.endpoint);
-    let runner = local.runner(0)?;
+    let redeliver_per_mille = (options.redeliver_rate.clamp(0.0, 1.0) * 1000.0).round() as u32;
+    let mut proxy = None;
+    let runner = if options.faults > 0.0 {
+        let faults =
+            FaultProxy::start(&local.moto.endpoint, options.faults, FAULT_LATENCY, 7).await?;
+        // The processor's own timeouts and retries, as deployed: the point is to see them
+        // hold up, not the tool's patient ones.
+        let config = processor::aws::loader()
+            .endpoint_url(&faults.endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "local",
+            ))
+            .load()
+            .await;
+        println!(
+            "injecting faults into {:.0}% of the processor's DynamoDB calls via {}",
+            options.faults * 100.0,
+            faults.endpoint
+        );
+        let mut runner =
+            local.runner_with(redeliver_per_mille, aws_sdk_dynamodb::Client::new(&config))?;
+        // Injected latency and backoff keep invocations waiting, not working: Lambda would
+        // run more of them at once, and so does the runner.
+        runner.workers = FAULT_WORKERS;
+        proxy = Some(faults);
+        runner
+    } else {
+        local.runner(redeliver_per_mille)?
+    };
     let stats = runner.stats.clone();
     let (stop, stopped) = watch::channel(false);
     let runner_task = tokio::spawn(runner.run(stopped));
     let result = run_scenario(&local.outputs, options, Some(&stats)).await;
     let _ = stop.send(true);
     runner_task.await.context("runner task")??;
+    println!(
+        "  processor invocations        {:>8}  (failed attempts {}, redelivered {}, dead-lettered {})",
+        RunnerStats::get(&stats.invocations),
+        RunnerStats::get(&stats.failed_attempts),
+        RunnerStats::get(&stats.redelivered),
+        RunnerStats::get(&stats.dead_lettered)
+    );
+    if let Some(proxy) = &proxy {
+        println!("  fault proxy: {}", proxy.stats.summary());
+    }
     result
 }
 
@@ -69,14 +117,22 @@ async fn run_scenario(
         events.len(),
         outputs.event_bus_name
     );
-    let mut published = scenario::publish_paced(
-        &clients,
-        &outputs.event_bus_name,
-        &events,
-        options.rate,
-        |_| {},
-    )
-    .await?;
+    let mut published = match runner {
+        Some(stats) => {
+            local::publish_with_backpressure(&clients, &outputs.event_bus_name, &events, stats)
+                .await?
+        }
+        None => {
+            scenario::publish_paced(
+                &clients,
+                &outputs.event_bus_name,
+                &events,
+                options.rate,
+                |_| {},
+            )
+            .await?
+        }
+    };
     published
         .extend(double_deliveries(&clients, outputs, &run_id, options.double_deliveries).await?);
     if let Some(stats) = runner {
@@ -99,6 +155,19 @@ async fn run_scenario(
     .await?;
     println!("\ne2e run {run_id}");
     print!("{}", report.table());
+    if report.dead_lettered > 0 {
+        for letter in scenario::peek_dlq(&clients, &outputs.dlq_url)
+            .await?
+            .iter()
+            .take(3)
+        {
+            println!(
+                "  in the DLQ: {}: {}",
+                letter.event_id.as_deref().unwrap_or("?"),
+                letter.error
+            );
+        }
+    }
     if options.double_deliveries > 0 && report.redeliveries_absorbed < options.double_deliveries {
         bail!(
             "{} events were delivered twice but only {} second deliveries were recorded as DUPLICATE",

@@ -1,19 +1,34 @@
 //! `cargo xtask`: the project's automation. See ARCHITECTURE.md for the map.
 
+mod bench;
+mod build;
+mod cost;
+mod credentials;
+mod deploy;
+mod deployed;
+mod dlq;
 mod e2e;
+mod faults;
+mod fuzz;
 mod local;
 mod model;
 mod moto;
 mod outputs;
+mod package;
 mod policy;
+mod pulumi;
 mod render;
+mod runtime_api;
 mod sample;
 mod scenario;
 mod schema;
 mod stack;
 mod test;
+mod verify;
+mod which;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -31,6 +46,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Fuzz the event decoder and validator for a bounded time (installs cargo-fuzz if absent).
+    Fuzz {
+        /// Seconds per fuzz target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
     /// Run every test (installs moto into .venv and starts it on loopback first).
     Test {
         /// Extra arguments passed to `cargo test`.
@@ -70,22 +91,126 @@ enum Command {
         /// Against the stack these outputs describe (same keys as target/local/outputs.json).
         #[arg(long)]
         outputs: Option<PathBuf>,
-        /// The stack config used with --local.
-        #[arg(long, default_value = "dev")]
-        stack: String,
+        /// With --local: the config of the local stack (default dev). Alone: a deployed stack,
+        /// whose outputs come from `pulumi stack output --json --stack S`.
+        #[arg(long, conflicts_with = "outputs")]
+        stack: Option<String>,
         /// Events published by the scenario.
         #[arg(long, default_value_t = 2_000)]
         events: usize,
-        /// Events handed to the processor twice.
+        /// Events handed to the processor twice. Only a local stack offers that path: pass 0
+        /// against a deployed stack (--stack S, or --outputs of a deployed stack).
         #[arg(long, default_value_t = 20)]
         double_deliveries: usize,
-        /// Publish at most this many events per second (0: as fast as the bus accepts).
+        /// Publish at most this many events per second (0: as fast as the bus accepts). With
+        /// --local, publishing follows the local processor instead.
         #[arg(long, default_value_t = 25.0)]
         rate: f64,
+        /// With --local: answer this share (0-1) of the processor's DynamoDB calls with
+        /// throttling, 500s, timeouts, resets and lost acknowledgements.
+        #[arg(long, default_value_t = 0.0, value_parser = share)]
+        faults: f64,
+        /// With --local: deliver this share (0-1) of events to the processor twice.
+        #[arg(long, default_value_t = 0.0, value_parser = share)]
+        redeliver_rate: f64,
         /// Seconds to wait for every event to be accounted for.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
+    /// Measure the processor against the Python handler it replaces (bench/baseline/): handler
+    /// CPU per event, start-up, peak memory, package size, the local pipeline. Writes
+    /// BENCHMARKS.md.
+    Bench {
+        /// Every measurement on fewer events (a check that it all works; numbers indicative).
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Build the Lambda package: bootstrap for the Lambda architecture, zipped at
+    /// target/lambda/market-processor/bootstrap.zip with fixed timestamps (same binary, same
+    /// sha256). Cross-compiles with what is installed and says what to install otherwise.
+    Build {
+        /// arm64 (Graviton) or x86_64.
+        #[arg(long, default_value = "arm64", value_parser = parse_arch)]
+        arch: stack::Architecture,
+    },
+    /// Run the built package for real: its bootstrap (under qemu-user when it is for another
+    /// architecture) against a Lambda Runtime API on loopback and a moto server; it must store
+    /// a trade and reject an invalid event.
+    VerifyPackage,
+    /// Validate stacks/<STACK>.yaml, build, render, then `pulumi preview --stack STACK --diff`.
+    Preview {
+        stack: String,
+        /// Reuse target/lambda/market-processor/bootstrap.zip instead of building it.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// Validate, build, render, then `pulumi up --stack STACK --yes`. prod asks first.
+    Deploy {
+        stack: String,
+        /// Do not ask before changing prod.
+        #[arg(long)]
+        yes: bool,
+        /// Reuse target/lambda/market-processor/bootstrap.zip instead of building it.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// `pulumi destroy --stack STACK`; prod asks first. Without --yes pulumi shows what it
+    /// deletes and asks too.
+    Destroy {
+        stack: String,
+        /// Do not ask, neither here nor in pulumi.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Print a deployed stack's outputs: `pulumi stack output --json --stack STACK`.
+    Outputs { stack: String },
+    /// Publish a feed file to a deployed stack's bus: one EventBridge entry per line, batches of
+    /// 10, failed entries retried.
+    Send {
+        /// The deployed stack (outputs from pulumi).
+        #[arg(long, conflicts_with = "outputs", required_unless_present = "outputs")]
+        stack: Option<String>,
+        /// A stack's outputs file instead (same keys as target/local/outputs.json).
+        #[arg(long)]
+        outputs: Option<PathBuf>,
+        file: PathBuf,
+    },
+    /// List a stack's dead-letter queue with the error of each message; --redrive publishes the
+    /// events to the bus again and deletes each message once the bus accepted it.
+    Dlq {
+        /// The deployed stack (outputs from pulumi).
+        #[arg(long, conflicts_with = "outputs", required_unless_present = "outputs")]
+        stack: Option<String>,
+        /// A stack's outputs file instead (same keys as target/local/outputs.json).
+        #[arg(long)]
+        outputs: Option<PathBuf>,
+        #[arg(long)]
+        redrive: bool,
+    },
+    /// Monthly cost estimate of a stack from its config, at a given traffic.
+    Cost {
+        #[arg(long)]
+        stack: String,
+        #[arg(long)]
+        events_per_day: u64,
+        /// Billed duration of one invocation, in ms (default: an assumption until measured).
+        #[arg(long)]
+        duration_ms: Option<f64>,
+        /// Share of valid events that are trades with a trade_id, in percent.
+        #[arg(long, default_value_t = 40.0)]
+        trade_percent: f64,
+        /// Share of events rejected by validation, in percent.
+        #[arg(long, default_value_t = 2.0)]
+        rejected_percent: f64,
+    },
+}
+
+fn parse_arch(value: &str) -> Result<stack::Architecture, String> {
+    match value {
+        "arm64" | "aarch64" => Ok(stack::Architecture::Arm64),
+        "x86_64" | "amd64" => Ok(stack::Architecture::X86_64),
+        other => Err(format!("{other:?} is not arm64 or x86_64")),
+    }
 }
 
 #[derive(Subcommand)]
@@ -118,11 +243,22 @@ enum LocalAction {
     Serve,
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("Error: {err:?}");
+            // A failed pulumi run ends this command with pulumi's own exit code.
+            ExitCode::from(pulumi::exit_code(&err))
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     let root = workspace_root();
     match cli.command {
         Command::Test { args } => test::run(&root, &args),
+        Command::Fuzz { seconds } => fuzz::run(&root, seconds),
         Command::Render {
             stack,
             check,
@@ -177,34 +313,183 @@ fn main() -> Result<()> {
             double_deliveries,
             timeout,
             rate,
+            faults,
+            redeliver_rate,
         } => {
+            if !local && (faults > 0.0 || redeliver_rate > 0.0) {
+                anyhow::bail!(
+                    "--faults and --redeliver-rate need --local: they act on the local runner"
+                );
+            }
             let options = e2e::Options {
                 events,
+                faults,
+                redeliver_rate,
                 rate: Some(rate),
                 double_deliveries,
                 timeout: Duration::from_secs(timeout),
             };
             block_on(async {
-                match (local, outputs) {
-                    (true, _) => e2e::run_local(&root, &stack, &options).await,
-                    (false, Some(path)) => e2e::run_outputs(&path, &options).await,
-                    (false, None) => anyhow::bail!(
-                        "say where to run: --local (a fresh local stack) or --outputs FILE"
+                match (local, outputs, stack) {
+                    (true, _, stack) => {
+                        e2e::run_local(&root, stack.as_deref().unwrap_or("dev"), &options).await
+                    }
+                    (false, Some(path), _) => e2e::run_outputs(&path, &options).await,
+                    (false, None, Some(stack)) => {
+                        let source = deployed::Source::Stack(stack);
+                        let (outputs, path) = deployed::load(&root, &source).await?;
+                        if options.double_deliveries > 0 && outputs.delivery_queue_url.is_none() {
+                            anyhow::bail!(
+                                "a deployed stack offers no direct path to the processor for \
+                                 double deliveries: pass --double-deliveries 0"
+                            );
+                        }
+                        e2e::run_outputs(&path, &options).await
+                    }
+                    (false, None, None) => anyhow::bail!(
+                        "say where to run: --local (a fresh local stack), --stack S (a deployed \
+                         stack) or --outputs FILE"
                     ),
                 }
             })
         }
+        Command::Bench { quick } => block_on(bench::run(&root, &bench::Options { quick })),
+        Command::Build { arch } => {
+            let built = build::run(&root, arch)?;
+            build::print(&built);
+            Ok(())
+        }
+        Command::VerifyPackage => block_on(verify::run(&root)),
+        Command::Preview { stack, no_build } => deploy::run(
+            &root,
+            &stack,
+            deploy::Action::Preview,
+            &deploy::Options {
+                yes: false,
+                no_build,
+            },
+        ),
+        Command::Deploy {
+            stack,
+            yes,
+            no_build,
+        } => deploy::run(
+            &root,
+            &stack,
+            deploy::Action::Deploy,
+            &deploy::Options { yes, no_build },
+        ),
+        Command::Destroy { stack, yes } => deploy::run(
+            &root,
+            &stack,
+            deploy::Action::Destroy,
+            &deploy::Options {
+                yes,
+                no_build: true,
+            },
+        ),
+        Command::Outputs { stack } => deploy::run(
+            &root,
+            &stack,
+            deploy::Action::Outputs,
+            &deploy::Options {
+                yes: false,
+                no_build: true,
+            },
+        ),
+        Command::Send {
+            stack,
+            outputs,
+            file,
+        } => block_on(async {
+            let source = deployed::Source::from_args(stack, outputs)?;
+            let (outputs, _) = deployed::load(&root, &source).await?;
+            local::send(&outputs, &file).await
+        }),
+        Command::Dlq {
+            stack,
+            outputs,
+            redrive,
+        } => block_on(async {
+            let source = deployed::Source::from_args(stack, outputs)?;
+            let (outputs, _) = deployed::load(&root, &source).await?;
+            let clients = scenario::Clients::for_stack(&outputs).await;
+            if !redrive {
+                let letters = dlq::list(&clients.sqs, &outputs.dlq_url).await?;
+                dlq::print(&outputs.dlq_url, &letters);
+                return Ok(());
+            }
+            let done = dlq::redrive(
+                &clients.sqs,
+                &clients.events,
+                &outputs.dlq_url,
+                &outputs.event_bus_name,
+            )
+            .await?;
+            println!(
+                "redrive to {}: {} events published again, {} messages deleted",
+                outputs.event_bus_name, done.published, done.deleted
+            );
+            for (message, why) in &done.kept {
+                println!("  kept {message}: {why}");
+            }
+            if !done.kept.is_empty() {
+                anyhow::bail!(
+                    "{} messages could not be redriven and stay in the DLQ",
+                    done.kept.len()
+                );
+            }
+            Ok(())
+        }),
+        Command::Cost {
+            stack,
+            events_per_day,
+            duration_ms,
+            trade_percent,
+            rejected_percent,
+        } => {
+            let config = stack::StackConfig::load(&root, &stack)?;
+            let model = model::Model::from_stack(&config);
+            let traffic =
+                cost::Traffic::new(events_per_day, duration_ms, trade_percent, rejected_percent)?;
+            let estimate = cost::estimate(&config, &model, &traffic);
+            cost::print(&stack, &config, &traffic, &estimate, duration_ms.is_none());
+            Ok(())
+        }
     }
 }
 
-fn block_on<F: std::future::Future<Output = Result<()>>>(future: F) -> Result<()> {
-    tokio::runtime::Runtime::new()
-        .map_err(anyhow::Error::from)?
-        .block_on(future)
+/// A share from 0 to 1, for clap.
+fn share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if (0.0..=1.0).contains(&value) => Ok(value),
+        _ => Err(format!(
+            "{text:?} is not a share between 0 and 1 (e.g. 0.2)"
+        )),
+    }
 }
 
-/// The workspace root: xtask always lives one level below it.
-fn workspace_root() -> PathBuf {
+/// Runs a command to completion, or until SIGINT/SIGTERM: then the command's future is dropped,
+/// and with it every emulator and runner it started.
+fn block_on<F: std::future::Future<Output = Result<()>>>(future: F) -> Result<()> {
+    let runtime = tokio::runtime::Runtime::new().map_err(anyhow::Error::from)?;
+    runtime.block_on(async {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            result = future => result,
+            _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted; stopped what this command started"),
+            _ = terminate.recv() => anyhow::bail!("terminated; stopped what this command started"),
+        }
+    })
+}
+
+/// The workspace root: xtask always lives one level below it. `XTASK_WORKSPACE_ROOT` points the
+/// commands at another copy of the workspace (the CLI tests run against scratch copies).
+pub(crate) fn workspace_root() -> PathBuf {
+    if let Some(root) = std::env::var_os("XTASK_WORKSPACE_ROOT") {
+        return PathBuf::from(root);
+    }
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     manifest_dir
         .parent()

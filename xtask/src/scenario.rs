@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use processor::names;
 use tokio::task::JoinSet;
 
+use crate::local::provision::sdk_error;
 use crate::outputs::Outputs;
 use crate::sample::{Expect, SampleEvent};
 
@@ -508,33 +509,59 @@ pub struct DeadLetter {
 
 pub async fn peek_dlq(clients: &Clients, dlq_url: &str) -> Result<Vec<DeadLetter>> {
     let mut seen = BTreeMap::new();
-    // A zero visibility timeout leaves messages where they are; a few empty receives in a row
-    // mean we have seen what there is.
+    let mut receipts = Vec::new();
+    // Received messages stay hidden for a while, so each receive returns new ones (with a zero
+    // timeout a queue may keep returning the same first ten); afterwards they are made visible
+    // again, so reading the DLQ consumes nothing.
     let mut empty = 0;
-    while empty < 3 {
+    while empty < 2 {
         let output = clients
             .sqs
             .receive_message()
             .queue_url(dlq_url)
             .max_number_of_messages(10)
-            .visibility_timeout(0)
+            .visibility_timeout(60)
             .message_attribute_names("All")
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))
+            .map_err(|e| sdk_error("ReceiveMessage", e))
             .with_context(|| format!("reading the DLQ {dlq_url}"))?;
         let messages = output.messages.unwrap_or_default();
-        let before = seen.len();
-        for message in messages {
-            let Some(message_id) = message.message_id.clone() else {
-                continue;
-            };
-            seen.entry(message_id)
-                .or_insert_with(|| decode_dead_letter(&message));
-        }
-        if seen.len() == before {
+        if messages.is_empty() {
             empty += 1;
         }
+        for message in messages {
+            if let Some(receipt) = message.receipt_handle.clone() {
+                receipts.push(receipt);
+            }
+            if let Some(message_id) = message.message_id.clone() {
+                seen.entry(message_id)
+                    .or_insert_with(|| decode_dead_letter(&message));
+            }
+        }
+    }
+    for (batch_no, batch) in receipts.chunks(10).enumerate() {
+        let entries = batch
+            .iter()
+            .enumerate()
+            .map(|(i, receipt)| {
+                aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(format!("{batch_no}-{i}"))
+                    .receipt_handle(receipt)
+                    .visibility_timeout(0)
+                    .build()
+                    .context("visibility entry")
+            })
+            .collect::<Result<Vec<_>>>()?;
+        clients
+            .sqs
+            .change_message_visibility_batch()
+            .queue_url(dlq_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| sdk_error("ChangeMessageVisibilityBatch", e))
+            .with_context(|| format!("releasing messages of the DLQ {dlq_url}"))?;
     }
     Ok(seen.into_values().collect())
 }

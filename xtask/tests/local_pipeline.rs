@@ -191,3 +191,39 @@ fn an_unknown_stack_is_named_with_the_ones_that_exist() {
     assert!(out.contains("qa"), "{out}");
     assert!(out.contains("dev") && out.contains("prod"), "{out}");
 }
+
+/// A tenth of the events delivered twice, a fifth of the processor's DynamoDB calls faulted
+/// (throttling, 500s, timeouts, resets, lost acknowledgements): every event still ends stored
+/// once, as a duplicate, rejected with its reason, or in the DLQ with its error. `.ci/run`
+/// repeats this with 10 000 events on its own, where it does not share the machine with the
+/// other tests.
+#[test]
+fn under_faults_and_redelivery_nothing_is_lost_or_stored_twice() {
+    let output = xtask(&[
+        "e2e",
+        "--local",
+        "--events",
+        "2000",
+        "--faults",
+        "0.2",
+        "--redeliver-rate",
+        "0.1",
+        "--double-deliveries",
+        "20",
+        "--timeout",
+        "600",
+    ]);
+    let out = text(&output);
+    println!("{out}");
+    assert!(output.status.success(), "{out}");
+    assert_eq!(row(&out, "published"), Some(2_020), "{out}");
+    assert_eq!(row(&out, "lost"), Some(0), "{out}");
+    assert_eq!(row(&out, "stored twice"), Some(0), "{out}");
+    assert_eq!(row(&out, "unexpected outcome"), Some(0), "{out}");
+    assert!(
+        row(&out, "redeliveries absorbed").unwrap_or(0) > 500,
+        "{out}"
+    );
+    assert!(out.contains("faults injected"), "{out}");
+    assert!(!out.contains("faults injected (Throughput 0"), "{out}");
+}

@@ -2,6 +2,9 @@
 //! `cargo xtask test` starts, tables with the real key schema, and sample events.
 #![allow(dead_code)]
 
+// The workspace's one Lambda Runtime API emulator; `cargo xtask verify-package` runs the
+// shipped arm64 binary against the same code.
+#[path = "../../../xtask/src/runtime_api.rs"]
 pub mod runtime_api;
 
 use std::collections::HashMap;

@@ -32,7 +32,7 @@ pub const REDELIVER_PER_MILLE: u32 = 20;
 const WORKERS: usize = 4;
 /// Events published at a time, and how far publishing may run ahead of the processor.
 const PUBLISH_CHUNK: usize = 50;
-const MAX_BACKLOG: u64 = 60;
+const MAX_BACKLOG: u64 = 200;
 
 /// A local stack: the emulator, the provisioned resources, and the runner standing in for
 /// Lambda. Dropping it stops the emulator.
@@ -72,6 +72,21 @@ impl LocalStack {
             redeliver_per_mille,
         )
     }
+
+    /// A runner whose processor reaches DynamoDB through `dynamodb` (e.g. a fault proxy).
+    pub fn runner_with(
+        &self,
+        redeliver_per_mille: u32,
+        dynamodb: aws_sdk_dynamodb::Client,
+    ) -> Result<Runner> {
+        runner_with_client(
+            &self.config,
+            &self.model,
+            &self.outputs,
+            redeliver_per_mille,
+            dynamodb,
+        )
+    }
 }
 
 pub fn runner_for(
@@ -80,9 +95,20 @@ pub fn runner_for(
     outputs: &Outputs,
     redeliver_per_mille: u32,
 ) -> Result<Runner> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(config);
+    runner_with_client(config, model, outputs, redeliver_per_mille, dynamodb)
+}
+
+fn runner_with_client(
+    config: &aws_config::SdkConfig,
+    model: &Model,
+    outputs: &Outputs,
+    redeliver_per_mille: u32,
+    dynamodb: aws_sdk_dynamodb::Client,
+) -> Result<Runner> {
     let env: HashMap<String, String> = model.function.env.clone().into_iter().collect();
     let settings = Settings::from_map(&env).context("the stack's Lambda environment")?;
-    let processor = Processor::new(settings, aws_sdk_dynamodb::Client::new(config));
+    let processor = Processor::new(settings, dynamodb);
     Ok(Runner {
         sqs: aws_sdk_sqs::Client::new(config),
         delivery_queue_url: outputs
@@ -139,23 +165,9 @@ pub async fn run(root: &Path, stack: &str, events: usize) -> Result<()> {
     );
     let clients = Clients::for_stack(&local.outputs).await;
     let since = Utc::now() - chrono::Duration::seconds(1);
-    let mut published = Vec::with_capacity(session.len());
-    for chunk in session.chunks(PUBLISH_CHUNK) {
-        // The emulator's queue slows down with its length: keep the backlog short.
-        while published.len() as u64 > RunnerStats::get(&stats.invocations) + MAX_BACKLOG {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        published.extend(
-            scenario::publish(&clients, &local.outputs.event_bus_name, chunk, |_| {}).await?,
-        );
-        if published.len() % 1000 < PUBLISH_CHUNK || published.len() == session.len() {
-            println!(
-                "  published {:>6}   processor invocations {:>6}",
-                published.len(),
-                RunnerStats::get(&stats.invocations)
-            );
-        }
-    }
+    let published =
+        publish_with_backpressure(&clients, &local.outputs.event_bus_name, &session, &stats)
+            .await?;
     drain(&clients, &local.outputs, &stats, published.len()).await?;
 
     let window = (end - chrono::Duration::minutes(392), Utc::now());
@@ -221,6 +233,31 @@ pub async fn run(root: &Path, stack: &str, events: usize) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Publishes `events` without running far ahead of the in-process runner: the emulator's queue
+/// slows down with its length. Prints progress every thousand events.
+pub async fn publish_with_backpressure(
+    clients: &Clients,
+    bus: &str,
+    events: &[sample::SampleEvent],
+    stats: &RunnerStats,
+) -> Result<Vec<scenario::Published>> {
+    let mut published = Vec::with_capacity(events.len());
+    for chunk in events.chunks(PUBLISH_CHUNK) {
+        while published.len() as u64 > RunnerStats::get(&stats.invocations) + MAX_BACKLOG {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        published.extend(scenario::publish(clients, bus, chunk, |_| {}).await?);
+        if published.len() % 1000 < PUBLISH_CHUNK || published.len() == events.len() {
+            println!(
+                "  published {:>6}   processor invocations {:>6}",
+                published.len(),
+                RunnerStats::get(&stats.invocations)
+            );
+        }
+    }
+    Ok(published)
 }
 
 /// Waits until the runner has emptied the delivery queue, printing its progress: reading the

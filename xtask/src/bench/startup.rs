@@ -1,0 +1,627 @@
+//! Start-up, the first invocation and peak memory of both handlers, each run as Lambda runs
+//! it: a process that polls a Runtime API (ours: the real `bootstrap`; baseline: `bench.py
+//! runtime`, the loop Lambda's Python runtime runs around a handler), against moto.
+//!
+//! Ready is the moment the process sends its first `GET /2018-06-01/runtime/invocation/next`:
+//! from then on Lambda could hand it an event. The clock starts just before the spawn.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+use tokio::task::JoinSet;
+
+use super::report::{Better, FirstInvocation, Report, Row};
+use super::{Env, Sizes, cpu, median, percentile};
+use crate::local::LocalStack;
+use crate::runtime_api::{Reply, RuntimeApi};
+
+/// The two handlers, as processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Ours,
+    Baseline,
+}
+
+impl Side {
+    pub fn label(self) -> &'static str {
+        match self {
+            Side::Ours => "ours",
+            Side::Baseline => "baseline",
+        }
+    }
+}
+
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A handler process for `side`, polling the Runtime API at `api`, writing to `endpoint`.
+fn handler_process(
+    env: &Env,
+    local: &LocalStack,
+    side: Side,
+    api: SocketAddr,
+    endpoint: &str,
+) -> Command {
+    let mut vars = cpu::handler_vars(
+        endpoint,
+        &local.outputs.market_data_table_name,
+        &local.outputs.audit_trail_table_name,
+    );
+    vars.extend([
+        ("AWS_LAMBDA_RUNTIME_API", api.to_string()),
+        ("AWS_LAMBDA_FUNCTION_NAME", "market-processor-bench".into()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+    ]);
+    let mut command = match side {
+        Side::Ours => Command::new(&env.bootstrap),
+        Side::Baseline => {
+            let mut c = Command::new(&env.python);
+            c.arg(env.baseline_dir.join("bench.py")).arg("runtime");
+            c
+        }
+    };
+    let log = env.dir.join(format!("{}-runtime.log", side.label()));
+    let stderr = std::fs::File::create(&log)
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null());
+    command
+        .env_clear()
+        .envs(super::base_vars(&env.dir))
+        .envs(vars)
+        .stdin(Stdio::null())
+        // Log and metric lines: Lambda ships them from a pipe; here they cost a write.
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .kill_on_drop(true);
+    command
+}
+
+pub async fn measure(
+    env: &Env,
+    local: &LocalStack,
+    sizes: &Sizes,
+    report: &mut Report,
+) -> Result<()> {
+    let mut medians = [None, None];
+    let mut cpu_medians = [None, None];
+    for (i, side) in [Side::Ours, Side::Baseline].into_iter().enumerate() {
+        // One untimed start: the page cache holds the binaries and Python has compiled its
+        // modules, as on a Lambda host that has started the function before.
+        start_once(env, local, side).await?;
+        let mut runs = Vec::with_capacity(sizes.startup_runs);
+        let mut cpu = Vec::with_capacity(sizes.startup_runs);
+        for _ in 0..sizes.startup_runs {
+            let start = start_once(env, local, side).await?;
+            runs.push(start.ready.as_secs_f64() * 1000.0);
+            cpu.push(start.cpu.as_secs_f64() * 1000.0);
+        }
+        let (min, max) = (
+            runs.iter().copied().fold(f64::INFINITY, f64::min),
+            runs.iter().copied().fold(0.0, f64::max),
+        );
+        let p90 = percentile(&mut runs.clone(), 0.9);
+        medians[i] = median(&mut runs);
+        cpu_medians[i] = median(&mut cpu);
+        let line = format!(
+            "{}: median {:.1} ms (min {min:.1}, p90 {:.1}, max {max:.1}) over {} runs; CPU to ready {:.1} ms (median)",
+            side.label(),
+            medians[i].unwrap_or(0.0),
+            p90.unwrap_or(0.0),
+            sizes.startup_runs,
+            cpu_medians[i].unwrap_or(0.0),
+        );
+        println!("  start-up {line}");
+        report.startup_detail.push(line);
+    }
+    report.rows.push(Row::new(
+        "start-up to ready (median)",
+        "ms",
+        medians[0],
+        medians[1],
+        Better::Lower,
+        "process start until it polls the Runtime API; ours includes DescribeTable on both tables",
+    ));
+    report.rows.push(Row::new(
+        "start-up CPU time (median)",
+        "ms",
+        cpu_medians[0],
+        cpu_medians[1],
+        Better::Lower,
+        "CPU the process used until it was ready, every thread: what a busy machine cannot inflate",
+    ));
+
+    let mut opened = [None, None];
+    for (i, side) in [Side::Ours, Side::Baseline].into_iter().enumerate() {
+        let first = first_invocation(env, local, side).await?;
+        opened[i] = Some(first.connections_in_first as f64);
+        println!(
+            "  {} first invocation {:.2} ms (warm median {:.2} ms); connections opened: init {}, first invocation {}",
+            side.label(),
+            first.first_ms,
+            first.warm_ms,
+            first.connections_at_init,
+            first.connections_in_first
+        );
+        report.first_invocation.push((side.label(), first));
+    }
+    report.rows.push(Row::new(
+        "connections opened by the 1st invocation",
+        "count",
+        opened[0],
+        opened[1],
+        Better::Neutral,
+        "each would be a TLS handshake on Lambda; ours opens its connections during init",
+    ));
+    Ok(())
+}
+
+/// One start: the time from spawn to the first `next` request, and the CPU time the process
+/// spent to get there.
+struct Start {
+    ready: Duration,
+    cpu: Duration,
+}
+
+/// Spawns one handler and times it until its first `next` request. The listener runs on a
+/// plain thread blocked in `accept`, so the arrival is stamped when it happens, not when an
+/// async task gets round to it on a busy machine.
+async fn start_once(env: &Env, local: &LocalStack, side: Side) -> Result<Start> {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").context("binding the timing listener")?;
+    let addr = listener.local_addr().context("timing listener address")?;
+    let (arrived_tx, arrived) = std::sync::mpsc::channel();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = stop.clone();
+    let watcher = std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let at = Instant::now();
+            if stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut buffer = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match std::io::Read::read(&mut stream, &mut buffer) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buffer[..n]),
+                }
+            }
+            if head.starts_with(b"GET /2018-06-01/runtime/invocation/next") {
+                let _ = arrived_tx.send(at);
+                // Held open, unanswered, as Lambda holds `next` between invocations.
+                let _ = std::io::Read::read(&mut stream, &mut buffer);
+                return;
+            }
+        }
+    });
+
+    let mut command = handler_process(env, local, side, addr, &local.moto.endpoint);
+    let started = Instant::now();
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting the {} handler", side.label()))?;
+    let deadline = started + READY_TIMEOUT;
+    let result = loop {
+        if let Ok(at) = arrived.try_recv() {
+            let cpu = child.id().and_then(cpu_time).unwrap_or_default();
+            break Ok(Start {
+                ready: at.duration_since(started),
+                cpu,
+            });
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = env.dir.join(format!("{}-runtime.log", side.label()));
+            break Err(anyhow::anyhow!(
+                "the {} handler exited before it was ready ({status}); its stderr:\n{}",
+                side.label(),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ));
+        }
+        if Instant::now() > deadline {
+            break Err(anyhow::anyhow!(
+                "the {} handler did not poll the Runtime API within {} s",
+                side.label(),
+                READY_TIMEOUT.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    let _ = child.kill().await;
+    // Wake the watcher if nothing ever connected, so that it ends.
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = std::net::TcpStream::connect(addr);
+    let _ = watcher.join();
+    result
+}
+
+/// CPU time (user + system, every thread) a process has used so far, from the scheduler's
+/// nanosecond counters in `/proc/<pid>/task/*/schedstat`.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0u64;
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
+}
+
+/// Serves 21 events to a fresh process and counts the connections it opens to DynamoDB
+/// before it is ready and during its first invocation: a connection opened in the first
+/// invocation would be a TLS handshake on Lambda.
+async fn first_invocation(env: &Env, local: &LocalStack, side: Side) -> Result<FirstInvocation> {
+    const EVENTS: usize = 21;
+    let moto: SocketAddr = local
+        .moto
+        .endpoint
+        .trim_start_matches("http://")
+        .parse()
+        .context("moto's endpoint is not host:port")?;
+    let proxy = CountingProxy::start(moto).await?;
+    let time = processor::event::format_timestamp(chrono::Utc::now());
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let events: Vec<(String, String)> = (0..EVENTS)
+        .map(|i| {
+            let detail = format!(
+                r#"{{"exchange":"NYSE","symbol":"IBM","bid":"221.1{i}","ask":"221.2{i}","bid_size":100,"ask_size":200,"timestamp":"{time}"}}"#,
+            );
+            let event = crate::sample::SampleEvent {
+                source: processor::names::DEFAULT_SOURCE.into(),
+                detail_type: processor::names::MARKET_QUOTE.into(),
+                detail,
+                expect: crate::sample::Expect::Stored,
+                group: None,
+            };
+            let tag = format!("{}{i:02}{}", &run[..6], side.label());
+            (format!("req-{run}-{i}"), super::envelope(&tag, &event, &time))
+        })
+        .collect();
+    let api = TimedApi::start(events).await?;
+    let endpoint = format!("http://{}", proxy.addr);
+    let mut child = handler_process(env, local, side, api.addr, &endpoint)
+        .spawn()
+        .with_context(|| format!("starting the {} handler", side.label()))?;
+    let nexts = api.wait_next(EVENTS + 1, &mut child, env, side).await?;
+    let posts = api.posts();
+    let _ = child.kill().await;
+    if posts.len() < EVENTS {
+        bail!(
+            "the {} handler answered {} of {EVENTS} invocations",
+            side.label(),
+            posts.len()
+        );
+    }
+    let opened = proxy.opened();
+    let ready = nexts[0];
+    let first_done = posts[0];
+    let mut warm: Vec<f64> = (1..EVENTS)
+        .map(|i| posts[i].duration_since(nexts[i]).as_secs_f64() * 1000.0)
+        .collect();
+    Ok(FirstInvocation {
+        first_ms: first_done.duration_since(ready).as_secs_f64() * 1000.0,
+        warm_ms: median(&mut warm).unwrap_or(0.0),
+        connections_at_init: opened.iter().filter(|t| **t <= ready).count(),
+        connections_in_first: opened
+            .iter()
+            .filter(|t| **t > ready && **t <= first_done)
+            .count(),
+    })
+}
+
+/// Peak RSS (VmHWM) of each handler process after it has handled `events` through the
+/// project's Runtime API emulator, against moto.
+pub async fn measure_rss(
+    env: &Env,
+    local: &LocalStack,
+    events: &[String],
+    report: &mut Report,
+) -> Result<()> {
+    let mut peaks = [None, None];
+    for (i, side) in [Side::Ours, Side::Baseline].into_iter().enumerate() {
+        let mut api = RuntimeApi::start()
+            .await
+            .context("starting the Runtime API emulator")?;
+        for (n, event) in events.iter().enumerate() {
+            api.invoke(&format!("rss-{}-{n}", side.label()), event);
+        }
+        let started = Instant::now();
+        let mut child = handler_process(env, local, side, api.addr, &local.moto.endpoint)
+            .spawn()
+            .with_context(|| format!("starting the {} handler", side.label()))?;
+        let mut errors = 0;
+        for n in 0..events.len() {
+            let reply = tokio::select! {
+                reply = api.reply() => reply,
+                status = child.wait() => bail!(
+                    "the {} handler exited after {n} invocations ({status:?}); see {}",
+                    side.label(),
+                    env.dir.join(format!("{}-runtime.log", side.label())).display()
+                ),
+                _ = tokio::time::sleep(Duration::from_secs(60)) => bail!(
+                    "the {} handler gave no reply for 60 s after {n} invocations",
+                    side.label()
+                ),
+            };
+            if matches!(
+                reply,
+                Some(Reply::Error { .. } | Reply::InitError { .. }) | None
+            ) {
+                errors += 1;
+            }
+            if (n + 1) % 2_000 == 0 {
+                println!("  {} {} invocations", side.label(), n + 1);
+            }
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let peak_kb = child.id().and_then(vm_hwm_kb);
+        let _ = child.kill().await;
+        let Some(peak_kb) = peak_kb else {
+            bail!(
+                "could not read VmHWM of the {} handler from /proc",
+                side.label()
+            );
+        };
+        peaks[i] = Some(peak_kb as f64 / 1024.0);
+        println!(
+            "  {} peak RSS {:.1} MiB after {} invocations ({errors} errors, {:.0} invocations/s against moto)",
+            side.label(),
+            peak_kb as f64 / 1024.0,
+            events.len(),
+            events.len() as f64 / elapsed
+        );
+        report.rss_detail.push(format!(
+            "{}: {} invocations in {elapsed:.1} s against moto, {errors} answered with an error",
+            side.label(),
+            events.len()
+        ));
+    }
+    report.rss_events = events.len();
+    report.rows.push(Row::new(
+        &format!("peak RSS after {} events", events.len()),
+        "MiB",
+        peaks[0],
+        peaks[1],
+        Better::Lower,
+        "VmHWM of the handler process",
+    ));
+    Ok(())
+}
+
+/// Peak resident set size of a process, from `/proc/<pid>/status`.
+fn vm_hwm_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// A Runtime API that records when each `next` request and each response arrives, and serves
+/// a fixed list of events; once they are spent, `next` waits for ever, as Lambda's does
+/// between invocations.
+struct TimedApi {
+    addr: SocketAddr,
+    state: Arc<ApiState>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct ApiState {
+    events: Mutex<VecDeque<(String, String)>>,
+    nexts: Mutex<Vec<Instant>>,
+    posts: Mutex<Vec<Instant>>,
+}
+
+impl TimedApi {
+    async fn start(events: Vec<(String, String)>) -> Result<TimedApi> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the timing Runtime API")?;
+        let addr = listener
+            .local_addr()
+            .context("timing Runtime API address")?;
+        let state = Arc::new(ApiState {
+            events: Mutex::new(events.into()),
+            ..ApiState::default()
+        });
+        let served = state.clone();
+        let server = tokio::spawn(async move {
+            // Connections live in this task's set, so stopping the server ends them too.
+            let mut connections = JoinSet::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = served.clone();
+                connections.spawn(async move {
+                    let service = service_fn(move |req| serve(state.clone(), req));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(TimedApi {
+            addr,
+            state,
+            server,
+        })
+    }
+
+    /// Waits until `count` `next` requests arrived (or the events are spent and the process
+    /// asks for one more), failing if the process exits first.
+    async fn wait_next(
+        &self,
+        count: usize,
+        child: &mut Child,
+        env: &Env,
+        side: Side,
+    ) -> Result<Vec<Instant>> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let nexts = lock(&self.state.nexts).clone();
+            if nexts.len() >= count {
+                return Ok(nexts);
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = env.dir.join(format!("{}-runtime.log", side.label()));
+                bail!(
+                    "the {} handler exited before it was ready ({status}); its stderr:\n{}",
+                    side.label(),
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the {} handler did not poll the Runtime API within {} s",
+                    side.label(),
+                    READY_TIMEOUT.as_secs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    fn posts(&self) -> Vec<Instant> {
+        lock(&self.state.posts).clone()
+    }
+}
+
+impl Drop for TimedApi {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// A poisoned lock only means a connection task panicked; its data is still what we recorded.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+async fn serve(
+    state: Arc<ApiState>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let arrived = Instant::now();
+    let is_next = req.method() == Method::GET && req.uri().path().ends_with("/invocation/next");
+    let is_reply = req.method() == Method::POST
+        && (req.uri().path().ends_with("/response") || req.uri().path().ends_with("/error"));
+    // The body is read in full before the reply, as a real Runtime API does.
+    let _ = req.into_body().collect().await;
+    if is_next {
+        lock(&state.nexts).push(arrived);
+        let next = lock(&state.events).pop_front();
+        let Some((request_id, payload)) = next else {
+            std::future::pending::<()>().await;
+            unreachable!("a pending future never completes");
+        };
+        let deadline = chrono::Utc::now().timestamp_millis() + 30_000;
+        let response = Response::builder()
+            .status(StatusCode::OK)
+            .header("Lambda-Runtime-Aws-Request-Id", request_id)
+            .header("Lambda-Runtime-Deadline-Ms", deadline.to_string())
+            .header(
+                "Lambda-Runtime-Invoked-Function-Arn",
+                crate::runtime_api::FUNCTION_ARN,
+            )
+            .header(
+                "Lambda-Runtime-Trace-Id",
+                "Root=1-00000000-000000000000000000000000",
+            )
+            .body(Full::new(Bytes::from(payload)));
+        return Ok(response.unwrap_or_else(|_| status_only(StatusCode::INTERNAL_SERVER_ERROR)));
+    }
+    if is_reply {
+        lock(&state.posts).push(arrived);
+        return Ok(status_only(StatusCode::ACCEPTED));
+    }
+    Ok(status_only(StatusCode::NOT_FOUND))
+}
+
+fn status_only(status: StatusCode) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(b"{}")));
+    *response.status_mut() = status;
+    response
+}
+
+/// An HTTP front for moto that notes when each client connection opens. moto closes every
+/// connection after one response (`Connection: close`); DynamoDB keeps them open, so the front
+/// keeps client connections alive and opens a fresh one to moto per request. What it counts is
+/// then what a handler would open against DynamoDB.
+struct CountingProxy {
+    addr: SocketAddr,
+    opened: Arc<Mutex<Vec<Instant>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CountingProxy {
+    async fn start(target: SocketAddr) -> Result<CountingProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the counting proxy")?;
+        let addr = listener.local_addr().context("counting proxy address")?;
+        let opened = Arc::new(Mutex::new(Vec::new()));
+        let log = opened.clone();
+        let task = tokio::spawn(async move {
+            let mut connections = JoinSet::new();
+            while let Ok((inbound, _)) = listener.accept().await {
+                lock(&log).push(Instant::now());
+                connections.spawn(async move {
+                    let service = service_fn(move |req| async move {
+                        Ok::<_, Infallible>(
+                            relay(target, req)
+                                .await
+                                .unwrap_or_else(|_| status_only(StatusCode::BAD_GATEWAY)),
+                        )
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(inbound), service)
+                        .await;
+                });
+            }
+        });
+        Ok(CountingProxy { addr, opened, task })
+    }
+
+    fn opened(&self) -> Vec<Instant> {
+        lock(&self.opened).clone()
+    }
+}
+
+/// Forwards one request to moto on a connection of its own.
+async fn relay(target: SocketAddr, req: Request<Incoming>) -> Result<Response<Full<Bytes>>> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let stream = TcpStream::connect(target).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let driver = tokio::spawn(connection);
+    let response = sender
+        .send_request(Request::from_parts(parts, Full::new(body)))
+        .await?;
+    let (mut parts, body) = response.into_parts();
+    let body = body.collect().await?.to_bytes();
+    driver.abort();
+    parts.headers.remove(hyper::header::CONNECTION);
+    Ok(Response::from_parts(parts, Full::new(body)))
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

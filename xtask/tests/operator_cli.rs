@@ -1,0 +1,395 @@
+//! `cargo xtask send`, `dlq` and `e2e --stack` through the binary, against a stack made of moto
+//! resources (the moto server `cargo xtask test` starts) and, for `--stack`, a fake pulumi that
+//! reports that stack's outputs.
+
+mod support;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use processor::names::{self, TableSchema};
+use support::{Scratch, describe, text};
+
+fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
+        panic!(
+            "AWS_ENDPOINT_URL is not set: these tests talk to a moto server. \
+             Run them with `cargo xtask test`, which starts one."
+        )
+    })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().expect("tokio runtime")
+}
+
+/// A bus whose rule delivers every `market.data` event to a queue, a DLQ and the two tables,
+/// under a fresh suffix; `outputs` is the outputs JSON describing them.
+struct MotoStack {
+    config: aws_config::SdkConfig,
+    outputs: serde_json::Value,
+    delivery_url: String,
+}
+
+impl MotoStack {
+    async fn create() -> MotoStack {
+        let endpoint = endpoint();
+        let config = processor::aws::loader()
+            .endpoint_url(&endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "test", "test", None, None, "tests",
+            ))
+            .load()
+            .await;
+        let suffix = format!("cli{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let events = aws_sdk_eventbridge::Client::new(&config);
+        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+
+        let (dlq_url, dlq_arn) = queue(&sqs, &format!("market-processor-dlq-{suffix}")).await;
+        let (delivery_url, delivery_arn) = queue(&sqs, &format!("delivery-{suffix}")).await;
+        let bus = format!("market-data-bus-{suffix}");
+        let bus_arn = events
+            .create_event_bus()
+            .name(&bus)
+            .send()
+            .await
+            .expect("bus")
+            .event_bus_arn
+            .expect("bus arn");
+        let rule_arn = events
+            .put_rule()
+            .name(format!("all-{suffix}"))
+            .event_bus_name(&bus)
+            .event_pattern(r#"{"source":["market.data"]}"#)
+            .send()
+            .await
+            .expect("rule")
+            .rule_arn
+            .expect("rule arn");
+        events
+            .put_targets()
+            .rule(format!("all-{suffix}"))
+            .event_bus_name(&bus)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("delivery")
+                    .arn(delivery_arn)
+                    .build()
+                    .expect("target"),
+            )
+            .send()
+            .await
+            .expect("targets");
+        let market = names::suffixed(names::MARKET_DATA_TABLE_PREFIX, &suffix);
+        let audit = names::suffixed(names::AUDIT_TRAIL_TABLE_PREFIX, &suffix);
+        table(&dynamodb, &market, &names::MARKET_DATA_SCHEMA).await;
+        table(&dynamodb, &audit, &names::AUDIT_TRAIL_SCHEMA).await;
+
+        let outputs = serde_json::json!({
+            "event_bus_name": bus,
+            "event_bus_arn": bus_arn,
+            "lambda_function_name": format!("market-processor-{suffix}"),
+            "lambda_function_arn": format!("arn:aws:lambda:us-east-1:123456789012:function:market-processor-{suffix}"),
+            "market_data_table_name": market,
+            "market_data_table_arn": format!("arn:aws:dynamodb:us-east-1:123456789012:table/{market}"),
+            "audit_trail_table_name": audit,
+            "audit_trail_table_arn": format!("arn:aws:dynamodb:us-east-1:123456789012:table/{audit}"),
+            "dlq_url": dlq_url,
+            "dlq_arn": dlq_arn,
+            "log_group_name": format!("/aws/lambda/market-processor-{suffix}"),
+            "trade_events_rule_arn": rule_arn,
+            "quote_events_rule_arn": rule_arn,
+            "endpoint_url": endpoint,
+        });
+        MotoStack {
+            config,
+            outputs,
+            delivery_url,
+        }
+    }
+
+    fn write_outputs(&self, scratch: &Scratch) -> std::path::PathBuf {
+        let path = scratch.root.join("outputs.json");
+        std::fs::write(&path, self.outputs.to_string()).expect("outputs file");
+        path
+    }
+
+    fn dlq_url(&self) -> String {
+        self.outputs["dlq_url"]
+            .as_str()
+            .expect("dlq url")
+            .to_string()
+    }
+
+    /// Bodies of the messages on `url`, received for good.
+    async fn drain(&self, url: &str) -> Vec<serde_json::Value> {
+        let sqs = aws_sdk_sqs::Client::new(&self.config);
+        let mut bodies = Vec::new();
+        let mut empty = 0;
+        while empty < 2 {
+            let messages = sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .visibility_timeout(60)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .expect("receive")
+                .messages
+                .unwrap_or_default();
+            if messages.is_empty() {
+                empty += 1;
+            }
+            for message in messages {
+                bodies.push(
+                    serde_json::from_str(message.body().unwrap_or_default())
+                        .unwrap_or(serde_json::Value::Null),
+                );
+            }
+        }
+        bodies
+    }
+}
+
+async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("queue")
+        .queue_url
+        .expect("queue url");
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .expect("queue arn");
+    (url, arn)
+}
+
+async fn table(client: &aws_sdk_dynamodb::Client, name: &str, schema: &TableSchema) {
+    let key = |attr: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(attr)
+            .key_type(kind)
+            .build()
+            .expect("key schema")
+    };
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key(schema.hash_key, KeyType::Hash))
+        .key_schema(key(schema.range_key, KeyType::Range));
+    for attr in schema.key_attributes() {
+        request = request.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(attr)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attribute"),
+        );
+    }
+    for index in schema.indexes {
+        request = request.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(index.name)
+                .key_schema(key(index.hash_key, KeyType::Hash))
+                .key_schema(key(index.range_key, KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .expect("index"),
+        );
+    }
+    request.send().await.expect("create table");
+}
+
+fn feed_line(symbol: &str, n: usize) -> String {
+    format!(
+        r#"{{"source":"market.data","detail-type":"Trade Execution","detail":{{"exchange":"NASDAQ","symbol":"{symbol}","price":"10.{n:02}","volume":{n}}}}}"#
+    )
+}
+
+#[test]
+fn send_publishes_a_feed_in_batches_and_names_bad_lines() {
+    let rt = runtime();
+    let stack = rt.block_on(MotoStack::create());
+    let scratch = Scratch::new("send");
+    let outputs = stack.write_outputs(&scratch);
+    let mut lines: Vec<String> = (1..=12).map(|n| feed_line("SEND", n)).collect();
+    lines.insert(5, r#"{"source":"market.data""#.to_string());
+    let feed = scratch.root.join("feed.jsonl");
+    std::fs::write(&feed, lines.join("\n")).expect("feed");
+
+    let output = scratch
+        .xtask(&[
+            "send",
+            "--outputs",
+            &outputs.to_string_lossy(),
+            &feed.to_string_lossy(),
+        ])
+        .output()
+        .expect("run xtask");
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        text(&output.stdout).contains("published 12 events"),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        text(&output.stderr).contains("line 6: "),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        text(&output.stderr).contains("1 malformed lines"),
+        "{}",
+        describe(&output)
+    );
+    let delivered = rt.block_on(stack.drain(&stack.delivery_url));
+    assert_eq!(delivered.len(), 12, "{delivered:#?}");
+    assert!(delivered.iter().all(|e| e["detail"]["symbol"] == "SEND"));
+}
+
+#[test]
+fn dlq_lists_each_error_and_redrive_republishes_what_it_can() {
+    let rt = runtime();
+    let stack = rt.block_on(MotoStack::create());
+    let scratch = Scratch::new("dlq");
+    let outputs = stack.write_outputs(&scratch);
+    let event = r#"{"version":"0","id":"ev-dlq-1","detail-type":"Trade Execution","source":"market.data","account":"123456789012","time":"2026-11-25T14:00:00Z","region":"us-east-1","resources":[],"detail":{"exchange":"NYSE","symbol":"DLQ","price":"99.5","volume":7}}"#;
+    let record = format!(
+        r#"{{"requestContext":{{"condition":"RetriesExhausted","approximateInvokeCount":3}},"requestPayload":{event},"responsePayload":{{"errorType":"StoreUnavailable","errorMessage":"DynamoDB throttled the write"}}}}"#
+    );
+    rt.block_on(async {
+        let sqs = aws_sdk_sqs::Client::new(&stack.config);
+        for body in [record.as_str(), "not an event"] {
+            sqs.send_message()
+                .queue_url(stack.dlq_url())
+                .message_body(body)
+                .send()
+                .await
+                .expect("send to DLQ");
+        }
+    });
+    let outputs = outputs.to_string_lossy().to_string();
+
+    let list = scratch
+        .xtask(&["dlq", "--outputs", &outputs])
+        .output()
+        .expect("run xtask");
+    assert!(list.status.success(), "{}", describe(&list));
+    let stdout = text(&list.stdout);
+    for needle in [
+        "2 message(s)",
+        "StoreUnavailable: DynamoDB throttled the write (RetriesExhausted after 3 attempts)",
+        "ev-dlq-1 (Trade Execution from market.data, time 2026-11-25T14:00:00Z)",
+        r#""symbol":"DLQ""#,
+        "cannot be redriven: the payload is not an EventBridge event",
+    ] {
+        assert!(stdout.contains(needle), "{needle:?} missing:\n{stdout}");
+    }
+
+    let redrive = scratch
+        .xtask(&["dlq", "--outputs", &outputs, "--redrive"])
+        .output()
+        .expect("run xtask");
+    assert_eq!(redrive.status.code(), Some(1), "{}", describe(&redrive));
+    assert!(
+        text(&redrive.stdout).contains("1 events published again, 1 messages deleted"),
+        "{}",
+        describe(&redrive)
+    );
+    assert!(
+        text(&redrive.stderr).contains("1 messages could not be redriven and stay in the DLQ"),
+        "{}",
+        describe(&redrive)
+    );
+    let delivered = rt.block_on(stack.drain(&stack.delivery_url));
+    assert_eq!(delivered.len(), 1, "{delivered:#?}");
+    assert_eq!(delivered[0]["detail"]["symbol"], "DLQ");
+    assert_eq!(delivered[0]["time"], "2026-11-25T14:00:00Z");
+
+    let after = scratch
+        .xtask(&["dlq", "--outputs", &outputs])
+        .output()
+        .expect("run xtask");
+    assert!(
+        text(&after.stdout).contains("1 message(s)"),
+        "{}",
+        describe(&after)
+    );
+}
+
+#[test]
+fn stack_commands_read_the_outputs_through_pulumi() {
+    let rt = runtime();
+    let stack = rt.block_on(MotoStack::create());
+    let scratch = Scratch::new("e2e-stack");
+    scratch.fake_outputs(&stack.outputs.to_string());
+
+    let e2e = scratch
+        .xtask(&[
+            "e2e",
+            "--stack",
+            "dev",
+            "--events",
+            "0",
+            "--double-deliveries",
+            "0",
+            "--timeout",
+            "10",
+        ])
+        .output()
+        .expect("run xtask");
+    assert!(e2e.status.success(), "{}", describe(&e2e));
+    assert!(
+        text(&e2e.stdout).contains(stack.outputs["event_bus_name"].as_str().expect("bus")),
+        "{}",
+        describe(&e2e)
+    );
+    let saved: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(scratch.root.join("target/stacks/dev/outputs.json"))
+            .expect("outputs saved"),
+    )
+    .expect("json");
+    assert_eq!(
+        saved["region"], "us-east-1",
+        "filled in from stacks/dev.yaml"
+    );
+    assert_eq!(saved["dlq_url"], stack.outputs["dlq_url"]);
+
+    let feed = scratch.root.join("feed.jsonl");
+    std::fs::write(&feed, feed_line("VIA-PULUMI", 1)).expect("feed");
+    let send = scratch
+        .xtask(&["send", "--stack", "dev", &feed.to_string_lossy()])
+        .output()
+        .expect("run xtask");
+    assert!(send.status.success(), "{}", describe(&send));
+    assert_eq!(
+        scratch.argv(),
+        [
+            "pulumi whoami",
+            "pulumi stack output --json --stack dev",
+            "pulumi whoami",
+            "pulumi stack output --json --stack dev"
+        ]
+    );
+    let delivered = rt.block_on(stack.drain(&stack.delivery_url));
+    assert_eq!(delivered.len(), 1, "{delivered:#?}");
+}
