@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use anyhow::{Context, Result, anyhow};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_eventbridge::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
@@ -227,17 +228,21 @@ async fn receive(
 pub async fn list(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<Letter>> {
     let mut seen = BTreeMap::new();
     let mut empty = 0;
-    while empty < EMPTY_RECEIVES + 1 {
-        let before = seen.len();
-        for message in receive(sqs, url, 0).await? {
+    // Received messages stay hidden while the queue is read, so every receive returns new ones
+    // (with a zero timeout a queue may keep answering with the same first ten); then they are
+    // made visible again: listing consumes nothing.
+    while empty < EMPTY_RECEIVES {
+        let messages = receive(sqs, url, REDRIVE_VISIBILITY_SECONDS).await?;
+        if messages.is_empty() {
+            empty += 1;
+        }
+        for message in messages {
             let letter = decode_message(&message);
             seen.entry(letter.message_id.clone()).or_insert(letter);
         }
-        if seen.len() == before {
-            empty += 1;
-        }
     }
     let mut letters: Vec<Letter> = seen.into_values().collect();
+    release_all(sqs, url, &letters).await;
     letters.sort_by(|a, b| a.sent_at.cmp(&b.sent_at));
     Ok(letters)
 }
@@ -251,6 +256,55 @@ pub struct Redriven {
     pub deleted: usize,
     /// Messages left in the queue, each with the reason.
     pub kept: Vec<(String, String)>,
+    /// Messages deleted without publishing: their event's record is in the table already.
+    pub already_stored: usize,
+}
+
+/// Whether a dead-lettered event's record exists in the market-data table.
+pub struct StoredCheck<'a> {
+    pub dynamodb: &'a aws_sdk_dynamodb::Client,
+    pub market_data_table: &'a str,
+}
+
+impl StoredCheck<'_> {
+    /// Looks up the record key the processor would use (envelope id, event time in
+    /// milliseconds). An event the processor would not accept has no record.
+    async fn holds(&self, event: &Event) -> Result<bool> {
+        let Some(id) = &event.id else {
+            return Ok(false);
+        };
+        let envelope = serde_json::json!({
+            "id": id,
+            "source": event.source,
+            "detail-type": event.detail_type,
+            "time": event.time,
+            "detail": serde_json::from_str::<serde_json::Value>(&event.detail).unwrap_or_default(),
+        })
+        .to_string();
+        let rules = processor::event::Rules {
+            accepted_sources: vec![event.source.clone()],
+            max_future_skew_seconds: u32::MAX,
+            max_event_age_seconds: u32::MAX,
+        };
+        let Ok(decoded) = processor::event::decode(&envelope, &rules, chrono::Utc::now()) else {
+            return Ok(false);
+        };
+        let found = self
+            .dynamodb
+            .get_item()
+            .table_name(self.market_data_table)
+            .key(processor::names::EVENT_ID, AttributeValue::S(id.clone()))
+            .key(
+                processor::names::TIMESTAMP,
+                AttributeValue::S(decoded.timestamp_key()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))
+            .with_context(|| format!("looking up event {id} in {}", self.market_data_table))?;
+        Ok(found.item.is_some())
+    }
 }
 
 /// Publishes every event in the queue to `bus` again and deletes each message only after the
@@ -262,6 +316,7 @@ pub async fn redrive(
     events: &aws_sdk_eventbridge::Client,
     url: &str,
     bus: &str,
+    stored: &StoredCheck<'_>,
 ) -> Result<Redriven> {
     let mut result = Redriven::default();
     let mut seen = HashSet::new();
@@ -291,6 +346,15 @@ pub async fn redrive(
                     continue;
                 }
             };
+            // A store failure after the record landed (its audit entry failed, say) leaves a
+            // stored event in the DLQ; published again it would get a new envelope id and be
+            // stored twice.
+            if stored.holds(event).await? {
+                delete(sqs, url, letter).await?;
+                result.deleted += 1;
+                result.already_stored += 1;
+                continue;
+            }
             if let Some(id) = letter.event_id() {
                 if published_ids.contains(id) {
                     delete(sqs, url, letter).await?;
@@ -632,7 +696,12 @@ mod tests {
             assert_eq!(letters.len(), 4, "{letters:#?}");
             assert_eq!(list(&sqs, dlq).await.expect("list again").len(), 4);
 
-            let done = redrive(&sqs, &events, dlq, &outputs.event_bus_name)
+            let dynamodb = aws_sdk_dynamodb::Client::new(&local_sdk_config(&endpoint()).await);
+            let stored = StoredCheck {
+                dynamodb: &dynamodb,
+                market_data_table: &outputs.market_data_table_name,
+            };
+            let done = redrive(&sqs, &events, dlq, &outputs.event_bus_name, &stored)
                 .await
                 .expect("redrive");
             assert_eq!(done.published, 2, "{done:?}");
@@ -662,7 +731,12 @@ mod tests {
             let (outputs, sqs, events) = stack().await;
             let dlq = &outputs.dlq_url;
             put(&sqs, dlq, &destination_record(&trade("ev-9", "IBM")), &[]).await;
-            let result = redrive(&sqs, &events, dlq, "no-such-bus").await;
+            let dynamodb = aws_sdk_dynamodb::Client::new(&local_sdk_config(&endpoint()).await);
+            let stored = StoredCheck {
+                dynamodb: &dynamodb,
+                market_data_table: &outputs.market_data_table_name,
+            };
+            let result = redrive(&sqs, &events, dlq, "no-such-bus", &stored).await;
             match result {
                 Err(_) => {}
                 Ok(done) => {
@@ -676,6 +750,66 @@ mod tests {
                 1,
                 "the message must stay until the bus accepts it"
             );
+        }
+
+        /// An event whose record landed before its invocation failed (say, on the audit write)
+        /// must not be published again: a new envelope id would store it a second time.
+        #[tokio::test]
+        async fn redrive_drops_events_that_are_stored_already() {
+            let (outputs, sqs, events) = stack().await;
+            let dlq = &outputs.dlq_url;
+            let dynamodb = aws_sdk_dynamodb::Client::new(&local_sdk_config(&endpoint()).await);
+            put(
+                &sqs,
+                dlq,
+                &destination_record(&trade("ev-stored", "AAPL")),
+                &[],
+            )
+            .await;
+            let letters = list(&sqs, dlq).await.expect("list");
+            let event = letters[0].event.clone().expect("decodable");
+            let stored = StoredCheck {
+                dynamodb: &dynamodb,
+                market_data_table: &outputs.market_data_table_name,
+            };
+            assert!(!stored.holds(&event).await.expect("lookup"));
+            // The record the processor would have written for it.
+            let rules = processor::event::Rules {
+                accepted_sources: vec!["market.data".into()],
+                max_future_skew_seconds: u32::MAX,
+                max_event_age_seconds: u32::MAX,
+            };
+            let envelope = serde_json::json!({
+                "id": "ev-stored", "source": event.source, "detail-type": event.detail_type,
+                "time": event.time, "detail": serde_json::from_str::<serde_json::Value>(&event.detail).expect("detail"),
+            })
+            .to_string();
+            let decoded =
+                processor::event::decode(&envelope, &rules, chrono::Utc::now()).expect("valid");
+            dynamodb
+                .put_item()
+                .table_name(&outputs.market_data_table_name)
+                .set_item(Some(processor::item::record(
+                    &decoded,
+                    None,
+                    chrono::Utc::now(),
+                    "req",
+                    30,
+                )))
+                .send()
+                .await
+                .expect("record");
+            assert!(stored.holds(&event).await.expect("lookup"));
+
+            let done = redrive(&sqs, &events, dlq, &outputs.event_bus_name, &stored)
+                .await
+                .expect("redrive");
+            assert_eq!(
+                (done.published, done.already_stored, done.deleted),
+                (0, 1, 1),
+                "{done:?}"
+            );
+            assert!(list(&sqs, dlq).await.expect("list").is_empty());
         }
     }
 }

@@ -85,7 +85,10 @@ pub async fn run_local(root: &Path, stack: &str, options: &Options) -> Result<()
 
 /// `e2e --outputs FILE`: the scenario against whatever stack the outputs describe.
 pub async fn run_outputs(path: &Path, options: &Options) -> Result<()> {
-    let outputs = Outputs::read(path)?;
+    let mut outputs = Outputs::read(path)?;
+    if outputs.region.is_none() {
+        outputs.region = crate::deployed::region_from_arn(&outputs.event_bus_arn);
+    }
     run_scenario(&outputs, options, None).await
 }
 
@@ -96,6 +99,12 @@ async fn run_scenario(
     options: &Options,
     runner: Option<&RunnerStats>,
 ) -> Result<()> {
+    if options.double_deliveries > 0 && outputs.delivery_queue_url.is_none() {
+        bail!(
+            "double delivery needs a direct path to the processor, which only the local stack \
+             has (no delivery_queue_url in the outputs); pass --double-deliveries 0"
+        );
+    }
     let clients = Clients::for_stack(outputs).await;
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     let end = Utc::now() - chrono::Duration::minutes(1);
@@ -198,10 +207,7 @@ async fn double_deliveries(
         return Ok(Vec::new());
     }
     let Some(queue) = &outputs.delivery_queue_url else {
-        bail!(
-            "double delivery needs a direct path to the processor; these outputs have no \
-             delivery_queue_url (use --double-deliveries 0 against a deployed stack)"
-        );
+        bail!("double delivery needs the local stack's delivery queue");
     };
     let mut published = Vec::with_capacity(count);
     let symbol = format!("TWICE-{}", run_id.to_uppercase());

@@ -419,16 +419,21 @@ fn run(cli: Cli) -> Result<()> {
                 dlq::print(&outputs.dlq_url, &letters);
                 return Ok(());
             }
+            let stored = dlq::StoredCheck {
+                dynamodb: &clients.dynamodb,
+                market_data_table: &outputs.market_data_table_name,
+            };
             let done = dlq::redrive(
                 &clients.sqs,
                 &clients.events,
                 &outputs.dlq_url,
                 &outputs.event_bus_name,
+                &stored,
             )
             .await?;
             println!(
-                "redrive to {}: {} events published again, {} messages deleted",
-                outputs.event_bus_name, done.published, done.deleted
+                "redrive to {}: {} events published again, {} already stored, {} messages deleted",
+                outputs.event_bus_name, done.published, done.already_stored, done.deleted
             );
             for (message, why) in &done.kept {
                 println!("  kept {message}: {why}");

@@ -140,9 +140,7 @@ async fn put_batch(
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|e| {
-                anyhow::anyhow!(aws_sdk_eventbridge::error::DisplayErrorContext(e).to_string())
-            })
+            .map_err(|e| sdk_error("PutEvents", e))
             .with_context(|| format!("PutEvents to bus {bus}"))?;
         let mut retry = Vec::new();
         for (event, entry) in pending.iter().zip(output.entries()) {
@@ -435,13 +433,9 @@ async fn observe(
             .items()
             .send();
         while let Some(item) = pages.next().await {
-            let item = item
-                .map_err(|e| {
-                    anyhow::anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
-                })
-                .with_context(|| {
-                    format!("querying {} by symbol", outputs.market_data_table_name)
-                })?;
+            let item = item.map_err(|e| sdk_error("Query", e)).with_context(|| {
+                format!("querying {} by symbol", outputs.market_data_table_name)
+            })?;
             let Some(id) = text(&item, names::EVENT_ID) else {
                 continue;
             };
@@ -471,13 +465,9 @@ async fn observe(
             .items()
             .send();
         while let Some(item) = pages.next().await {
-            let item = item
-                .map_err(|e| {
-                    anyhow::anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
-                })
-                .with_context(|| {
-                    format!("querying {} by event type", outputs.audit_trail_table_name)
-                })?;
+            let item = item.map_err(|e| sdk_error("Query", e)).with_context(|| {
+                format!("querying {} by event type", outputs.audit_trail_table_name)
+            })?;
             if let (Some(id), Some(status)) = (text(&item, names::EVENT_ID), text(&item, "status"))
             {
                 observed.audits.entry(id).or_default().push(status);
@@ -499,107 +489,23 @@ pub async fn dlq_event_ids(clients: &Clients, dlq_url: &str) -> Result<HashSet<S
     Ok(ids)
 }
 
-/// A DLQ message decoded: Lambda's on-failure destination record, or an EventBridge target
-/// dead-letter (the bare event with error attributes).
+/// A DLQ message: the event it holds, and the error that put it there.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
     pub event_id: Option<String>,
     pub error: String,
 }
 
+/// The DLQ's messages, read without consuming them.
 pub async fn peek_dlq(clients: &Clients, dlq_url: &str) -> Result<Vec<DeadLetter>> {
-    let mut seen = BTreeMap::new();
-    let mut receipts = Vec::new();
-    // Received messages stay hidden for a while, so each receive returns new ones (with a zero
-    // timeout a queue may keep returning the same first ten); afterwards they are made visible
-    // again, so reading the DLQ consumes nothing.
-    let mut empty = 0;
-    while empty < 2 {
-        let output = clients
-            .sqs
-            .receive_message()
-            .queue_url(dlq_url)
-            .max_number_of_messages(10)
-            .visibility_timeout(60)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .map_err(|e| sdk_error("ReceiveMessage", e))
-            .with_context(|| format!("reading the DLQ {dlq_url}"))?;
-        let messages = output.messages.unwrap_or_default();
-        if messages.is_empty() {
-            empty += 1;
-        }
-        for message in messages {
-            if let Some(receipt) = message.receipt_handle.clone() {
-                receipts.push(receipt);
-            }
-            if let Some(message_id) = message.message_id.clone() {
-                seen.entry(message_id)
-                    .or_insert_with(|| decode_dead_letter(&message));
-            }
-        }
-    }
-    for (batch_no, batch) in receipts.chunks(10).enumerate() {
-        let entries = batch
-            .iter()
-            .enumerate()
-            .map(|(i, receipt)| {
-                aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(format!("{batch_no}-{i}"))
-                    .receipt_handle(receipt)
-                    .visibility_timeout(0)
-                    .build()
-                    .context("visibility entry")
-            })
-            .collect::<Result<Vec<_>>>()?;
-        clients
-            .sqs
-            .change_message_visibility_batch()
-            .queue_url(dlq_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| sdk_error("ChangeMessageVisibilityBatch", e))
-            .with_context(|| format!("releasing messages of the DLQ {dlq_url}"))?;
-    }
-    Ok(seen.into_values().collect())
-}
-
-fn decode_dead_letter(message: &aws_sdk_sqs::types::Message) -> DeadLetter {
-    let body: serde_json::Value =
-        serde_json::from_str(message.body().unwrap_or_default()).unwrap_or_default();
-    if let Some(payload) = body.get("requestPayload") {
-        let error = body
-            .get("responsePayload")
-            .map(|r| {
-                format!(
-                    "{}: {}",
-                    r.get("errorType")
-                        .and_then(|v| v.as_str())
-                        .unwrap_or("Error"),
-                    r.get("errorMessage").and_then(|v| v.as_str()).unwrap_or("")
-                )
-            })
-            .unwrap_or_else(|| "unknown error".into());
-        return DeadLetter {
-            event_id: payload.get("id").and_then(|v| v.as_str()).map(String::from),
-            error,
-        };
-    }
-    let attribute = |name: &str| {
-        message
-            .message_attributes()
-            .and_then(|a| a.get(name))
-            .and_then(|v| v.string_value())
-            .map(String::from)
-    };
-    DeadLetter {
-        event_id: body.get("id").and_then(|v| v.as_str()).map(String::from),
-        error: attribute("ERROR_MESSAGE")
-            .or_else(|| attribute("ERROR_CODE"))
-            .unwrap_or_else(|| "delivery to the target failed".into()),
-    }
+    Ok(crate::dlq::list(&clients.sqs, dlq_url)
+        .await?
+        .into_iter()
+        .map(|letter| DeadLetter {
+            event_id: letter.event.as_ref().ok().and_then(|e| e.id.clone()),
+            error: letter.error,
+        })
+        .collect())
 }
 
 fn text(item: &HashMap<String, AttributeValue>, key: &str) -> Option<String> {
