@@ -194,9 +194,8 @@ fn an_unknown_stack_is_named_with_the_ones_that_exist() {
 
 /// A tenth of the events delivered twice, a fifth of the processor's DynamoDB calls faulted
 /// (throttling, 500s, timeouts, resets, lost acknowledgements): every event still ends stored
-/// once, as a duplicate, rejected with its reason, or in the DLQ with its error. `.ci/run`
-/// repeats this with 10 000 events on its own, where it does not share the machine with the
-/// other tests.
+/// once, as a duplicate, rejected with its reason, or in the DLQ with its error. The same run
+/// with 10 000 events: `cargo xtask e2e --local --events 10000 --faults 0.2 --redeliver-rate 0.1`.
 #[test]
 fn under_faults_and_redelivery_nothing_is_lost_or_stored_twice() {
     let output = xtask(&[
