@@ -33,6 +33,8 @@ const WORKERS: usize = 4;
 /// Events published at a time, and how far publishing may run ahead of the processor.
 const PUBLISH_CHUNK: usize = 50;
 const MAX_BACKLOG: u64 = 200;
+/// How long draining waits without a single invocation before it gives up.
+const DRAIN_STALL: Duration = Duration::from_secs(120);
 
 /// A local stack: the emulator, the provisioned resources, and the runner standing in for
 /// Lambda. Dropping it stops the emulator.
@@ -274,7 +276,14 @@ pub async fn drain(
     let mut last = u64::MAX;
     let mut quiet = 0;
     let mut printed = 0;
+    let mut last_progress = std::time::Instant::now();
     loop {
+        if last_progress.elapsed() > DRAIN_STALL {
+            bail!(
+                "the local runner made no progress for {} s with events still queued",
+                DRAIN_STALL.as_secs()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
         let invocations = RunnerStats::get(&stats.invocations);
         if invocations / 1000 != printed {
@@ -296,6 +305,9 @@ pub async fn drain(
             .attributes()
             .map(|a| a.values().filter_map(|v| v.parse::<u64>().ok()).sum())
             .unwrap_or(0);
+        if invocations != last {
+            last_progress = std::time::Instant::now();
+        }
         quiet = if waiting == 0 && invocations == last {
             quiet + 1
         } else {

@@ -97,33 +97,46 @@ impl Runner {
                 continue;
             }
             let mut handled = JoinSet::new();
-            let mut receipts = Vec::with_capacity(messages.len());
             for (i, message) in messages.into_iter().enumerate() {
-                if let Some(receipt) = message.receipt_handle {
-                    receipts.push(
+                let receipt = message.receipt_handle;
+                let body = message.body.unwrap_or_default();
+                let runner = self.clone();
+                handled.spawn(async move { (i, receipt, runner.deliver(body).await) });
+            }
+            // Only messages whose event is accounted for are deleted; any other comes back
+            // after its visibility timeout, and the processor absorbs the repeat.
+            let mut receipts = Vec::new();
+            while let Some(joined) = handled.join_next().await {
+                let (i, receipt, delivered) = joined.context("invocation task panicked")?;
+                match (delivered, receipt) {
+                    (Ok(()), Some(receipt)) => receipts.push(
                         DeleteMessageBatchRequestEntry::builder()
                             .id(i.to_string())
                             .receipt_handle(receipt)
                             .build()
                             .context("delete entry")?,
-                    );
+                    ),
+                    (Ok(()), None) => {}
+                    (Err(err), _) => eprintln!("runner: event left on the queue: {err:#}"),
                 }
-                let body = message.body.unwrap_or_default();
-                let runner = self.clone();
-                handled.spawn(async move { runner.deliver(body).await });
             }
-            while let Some(joined) = handled.join_next().await {
-                joined.context("invocation task panicked")??;
+            if receipts.is_empty() {
+                continue;
             }
-            // Deleted only after every event of the batch is accounted for: a crash before
-            // this point redelivers, which the processor absorbs as duplicates.
-            self.sqs
+            // A failed delete only means a redelivery, which the processor absorbs.
+            if let Err(err) = self
+                .sqs
                 .delete_message_batch()
                 .queue_url(&self.delivery_queue_url)
                 .set_entries(Some(receipts))
                 .send()
                 .await
-                .context("deleting delivered messages")?;
+            {
+                eprintln!(
+                    "runner: delivered messages not deleted: {}",
+                    aws_sdk_sqs::error::DisplayErrorContext(&err)
+                );
+            }
         }
         Ok(())
     }
