@@ -3,6 +3,7 @@
 //! to /dev/null). Baseline: the handler with botocore answered by a `before-send` hook, after
 //! it has serialized and signed each request. Both over the same events, on one thread.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -279,17 +280,17 @@ fn callgrind(env: &Env, valgrind: &Path, events: &Path, mode: &str) -> Result<Pr
                 "--inclusive={}",
                 if inclusive { "yes" } else { "no" }
             ))
-            .arg("--threshold=99")
+            .args(["--threshold=99", "--auto=no"])
             .arg(&out_file)
             .output()
             .context("running callgrind_annotate (it comes with valgrind)")?;
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     };
-    let self_cost = top_functions(&annotate(false)?, 25)
+    let self_cost = top_functions(&annotate(false)?, 25, false)
         .into_iter()
         .map(|(ir, name)| (ir as f64 / measured.max(1) as f64, name))
         .collect();
-    let inclusive = top_functions(&annotate(true)?, 60)
+    let inclusive = top_functions(&annotate(true)?, 80, true)
         .into_iter()
         .map(|(ir, name)| (ir as f64 / measured.max(1) as f64, name))
         .collect();
@@ -313,11 +314,25 @@ fn total_instructions(text: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
-/// `(Ir, function)` rows of `callgrind_annotate` output, most expensive first.
-fn top_functions(annotated: &str, limit: usize) -> Vec<(u64, String)> {
-    let mut rows = Vec::new();
+/// `(Ir, function)` rows of the function table of `callgrind_annotate` output, most expensive
+/// first. Inlining splits a function into one row per source file it took code from: their own
+/// costs are disjoint and add up (`inclusive` false), while each inclusive row already counts
+/// the whole call, so the largest stands for the function.
+fn top_functions(annotated: &str, limit: usize, inclusive: bool) -> Vec<(u64, String)> {
+    let mut totals: HashMap<String, u64> = HashMap::new();
+    let mut in_table = false;
     for line in annotated.lines() {
+        if !in_table {
+            in_table = line.starts_with("Ir") && line.trim_end().ends_with("file:function");
+            continue;
+        }
         let line = line.trim();
+        if line.starts_with("---") {
+            if totals.is_empty() {
+                continue;
+            }
+            break;
+        }
         let Some((count, rest)) = line.split_once(' ') else {
             continue;
         };
@@ -330,7 +345,7 @@ fn top_functions(annotated: &str, limit: usize) -> Vec<(u64, String)> {
             Some(after) => after.split_once(')').map_or(after, |(_, r)| r).trim_start(),
             None => rest,
         };
-        if rest.is_empty() || rest.starts_with("PROGRAM TOTALS") || rest.starts_with("Ir") {
+        if rest.is_empty() || rest.starts_with("PROGRAM TOTALS") {
             continue;
         }
         let function = rest.split_once(':').map_or(rest, |(_, f)| f);
@@ -338,9 +353,15 @@ fn top_functions(annotated: &str, limit: usize) -> Vec<(u64, String)> {
             .rsplit_once(" [")
             .map_or(function, |(f, _)| f)
             .trim();
-        rows.push((ir, function.to_string()));
+        let total = totals.entry(function.to_string()).or_default();
+        *total = if inclusive {
+            (*total).max(ir)
+        } else {
+            *total + ir
+        };
     }
-    rows.sort_by_key(|row| std::cmp::Reverse(row.0));
+    let mut rows: Vec<(u64, String)> = totals.into_iter().map(|(f, ir)| (ir, f)).collect();
+    rows.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
     rows.truncate(limit);
     rows
 }
@@ -363,9 +384,23 @@ Ir                 file:function
 1,200,000 (24.00%)  ./malloc/malloc.c:_int_malloc [/usr/lib/x86_64-linux-gnu/libc.so.6]
   900,000 (18.00%)  /rustc/abc/library/core/src/fmt/mod.rs:core::fmt::write [/work/target/release/examples/hot_path]
    10,000  ???:memcpy [/usr/lib/libc.so.6]
+  800,000 (16.00%)  /work/processor/src/event.rs:processor::event::decode
+  500,000 (10.00%)  /registry/serde_json/src/de.rs:processor::event::decode [/work/hot_path]
+
+--------------------------------------------------------------------------------
+-- Auto-annotated source: /work/processor/src/event.rs
+--------------------------------------------------------------------------------
+9,000,000 (180.0%)  => /work/processor/src/item.rs:processor::item::record (2,000x)
 ";
         assert_eq!(
-            top_functions(annotated, 2),
+            top_functions(annotated, 2, false),
+            vec![
+                (1_300_000, "processor::event::decode".to_string()),
+                (1_200_000, "_int_malloc".to_string())
+            ]
+        );
+        assert_eq!(
+            top_functions(annotated, 2, true),
             vec![
                 (1_200_000, "_int_malloc".to_string()),
                 (900_000, "core::fmt::write".to_string())

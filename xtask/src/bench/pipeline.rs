@@ -80,6 +80,15 @@ pub async fn measure(env: &Env, session: &[SampleEvent], report: &mut Report) ->
         Better::Neutral,
         "share of wall time the emulator process spent on a core",
     ));
+    report.rows.push(Row::new(
+        "moto CPU per routed event",
+        "ms",
+        Some(ours.moto_ms_per_event()),
+        Some(baseline.moto_ms_per_event()),
+        Better::Neutral,
+        "the emulator's own work per event (bus, queue, DynamoDB writes): next to the handler's \
+         CPU per event above, this is where the pipeline's time goes",
+    ));
     report.pipeline = runs;
     Ok(())
 }

@@ -91,6 +91,10 @@ impl PipelineRun {
     pub fn events_per_second(&self) -> f64 {
         self.routed as f64 / self.seconds.max(f64::MIN_POSITIVE)
     }
+
+    pub fn moto_ms_per_event(&self) -> f64 {
+        self.moto_busy * self.seconds * 1000.0 / self.routed.max(1) as f64
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -449,7 +453,8 @@ impl Report {
         for run in &self.pipeline {
             let _ = writeln!(
                 out,
-                "  - {}: {} routed, {} with a record, {:.1} s, {:.0} events/s, p50 {:.0} ms, \
+                "  - {}: {} routed, {} with a record (ours stores none for rejected and duplicate \
+                 events, which get an audit entry only), {:.1} s, {:.0} events/s, p50 {:.0} ms, \
                  p99 {:.0} ms, moto busy {:.0}% of the time",
                 run.side,
                 run.routed,
@@ -521,38 +526,60 @@ impl Report {
     }
 }
 
-/// Functions worth showing with their callees: the processor's own phases and the SDK call.
+/// Functions worth showing with their callees: the processor's own steps, and the parts of an
+/// SDK call.
 fn is_phase(name: &str) -> bool {
-    [
+    const PHASES: [&str; 14] = [
         "processor::event::decode",
-        "processor::item::",
+        "processor::item::dedupe_key",
+        "processor::item::guard",
+        "processor::item::record",
+        "processor::item::processed_audit",
         "processor::handler::Processor::finish",
-        "processor::store::",
-        "processor::metrics::",
-        "aws_sigv4::",
-        "aws_smithy_runtime::client::orchestrator::invoke",
-        "serde_json::de::from_str",
-    ]
-    .iter()
-    .any(|p| name.starts_with(p) && !name.contains("{{closure}}::{{closure}}"))
+        "processor::store::Store::put_if_absent::{{closure}}",
+        "processor::store::Store::write_audit::{{closure}}",
+        "aws_sigv4::http_request::sign::sign",
+        "aws_sigv4::sign::v4::generate_signing_key",
+        "aws_smithy_runtime::client::orchestrator::apply_configuration",
+        "<aws_sdk_dynamodb::operation::put_item::PutItemRequestSerializer",
+        "<aws_runtime::user_agent::interceptor::UserAgentInterceptor",
+        "aws_sdk_dynamodb::config::endpoint::DefaultResolver::resolve_endpoint",
+    ];
+    PHASES.iter().any(|p| {
+        name.starts_with(p) && (p.ends_with('}') || !name[p.len()..].starts_with("::{{closure}}"))
+    })
 }
 
 /// Function names without their generic arguments, which can run to hundreds of characters.
+/// A `<` right after a name opens generic arguments (elided); anywhere else it opens a
+/// qualified path such as `<T as Trait>::f`, which is kept.
 fn shorten(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
-    let mut depth = 0usize;
+    // For each open `<`: whether its contents are being elided.
+    let mut open: Vec<bool> = Vec::new();
+    let mut previous = ' ';
     for c in name.chars() {
+        let eliding = open.iter().any(|e| *e);
         match c {
             '<' => {
-                if depth == 0 {
+                let generics = previous.is_alphanumeric() || previous == '_';
+                if generics && !eliding {
                     out.push_str("<…>");
+                } else if !eliding {
+                    out.push(c);
                 }
-                depth += 1;
+                open.push(generics);
             }
-            '>' if depth > 0 => depth -= 1,
-            _ if depth == 0 => out.push(c),
+            '>' if !open.is_empty() => {
+                let generics = open.pop().unwrap_or(false);
+                if !generics && !eliding {
+                    out.push(c);
+                }
+            }
+            _ if !eliding => out.push(c),
             _ => {}
         }
+        previous = c;
     }
     if out.chars().count() > 110 {
         out = out.chars().take(110).collect::<String>() + "…";
@@ -648,6 +675,14 @@ mod tests {
         assert_eq!(
             shorten("core::ptr::drop_in_place<alloc::vec::Vec<u8>>"),
             "core::ptr::drop_in_place<…>"
+        );
+        assert_eq!(
+            shorten("<aws_runtime::Signer as aws_smithy::Sign<T>>::sign"),
+            "<aws_runtime::Signer as aws_smithy::Sign<…>>::sign"
+        );
+        assert_eq!(
+            shorten("hashbrown::map::HashMap<K,V,S,A>::insert"),
+            "hashbrown::map::HashMap<…>::insert"
         );
     }
 
