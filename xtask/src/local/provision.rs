@@ -36,15 +36,6 @@ pub async fn provision(config: &SdkConfig, model: &Model, endpoint: &str) -> Res
     // The rules' target: the local runner reads it in place of Lambda's event queue.
     let delivery_name = format!("{}-invocations", model.function.name);
     let (delivery_url, delivery_arn) = create_queue(&sqs, &delivery_name, 345_600).await?;
-    // Longer than an invocation with all its retries and injected delays can take, so a
-    // message is not handed to a second worker while the first still works on it.
-    sqs.set_queue_attributes()
-        .queue_url(&delivery_url)
-        .attributes(QueueAttributeName::VisibilityTimeout, "900")
-        .send()
-        .await
-        .map_err(|e| sdk_error("SetQueueAttributes", e))?;
-
     let bus_arn = events
         .create_event_bus()
         .name(&model.bus.name)
