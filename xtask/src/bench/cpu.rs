@@ -299,7 +299,11 @@ fn callgrind(env: &Env, valgrind: &Path, events: &Path, mode: &str) -> Result<Pr
         instructions_per_event: per_event,
         self_cost,
         inclusive,
-        file: out_file.display().to_string(),
+        file: out_file
+            .strip_prefix(&env.root)
+            .unwrap_or(&out_file)
+            .display()
+            .to_string(),
     })
 }
 

@@ -352,6 +352,14 @@ fn measure_package(env: &Env, report: &mut Report) -> Result<report::Package> {
         Better::Lower,
         "baseline: handler + boto3 and its dependencies",
     ));
+    report.rows.push(Row::new(
+        "package zip, baseline on the runtime's boto3",
+        "MB",
+        Some(mb(package.ours_bytes)),
+        Some(mb(package.baseline_handler_bytes)),
+        Better::Lower,
+        "baseline: the handler alone, relying on the boto3 that Lambda's Python runtime bundles",
+    ));
     Ok(package)
 }
 
