@@ -458,13 +458,9 @@ pub fn print(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     fn stack(name: &str) -> StackConfig {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap_or(Path::new("."));
-        StackConfig::load(root, name).expect("committed stack")
+        StackConfig::load(&crate::workspace_root(), name).expect("committed stack")
     }
 
     fn traffic(events_per_day: u64) -> Traffic {

@@ -509,15 +509,11 @@ fn audit_trail_table(name: String) -> TableSpec {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
-    use std::path::Path;
 
     use super::*;
 
     fn stack(name: &str) -> StackConfig {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap_or(Path::new("."));
-        StackConfig::load(root, name).expect("committed stack is valid")
+        StackConfig::load(&crate::workspace_root(), name).expect("committed stack is valid")
     }
 
     /// Every physical name with the AWS limit on its length.
