@@ -11,13 +11,15 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_eventbridge::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+
+use crate::local::provision::sdk_error;
 
 /// How long a message being redriven stays hidden from other readers: enough for one
 /// PutEvents call and the deletes after it.
@@ -219,7 +221,7 @@ async fn receive(
         .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
         .send()
         .await
-        .map_err(|e| anyhow!(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))
+        .map_err(|e| sdk_error("ReceiveMessage", e))
         .with_context(|| format!("reading the DLQ {url}"))?;
     Ok(output.messages.unwrap_or_default())
 }
@@ -301,7 +303,7 @@ impl StoredCheck<'_> {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))
+            .map_err(|e| sdk_error("GetItem", e))
             .with_context(|| format!("looking up event {id} in {}", self.market_data_table))?;
         Ok(found.item.is_some())
     }
@@ -379,7 +381,7 @@ pub async fn redrive(
             .set_entries(Some(entries.iter().map(|(e, _)| e.clone()).collect()))
             .send()
             .await
-            .map_err(|e| anyhow!(aws_sdk_eventbridge::error::DisplayErrorContext(e).to_string()))
+            .map_err(|e| sdk_error("PutEvents", e))
             .with_context(|| format!("PutEvents to bus {bus}"));
         let output = match output {
             Ok(output) => output,
@@ -442,7 +444,7 @@ async fn delete(sqs: &aws_sdk_sqs::Client, url: &str, letter: &Letter) -> Result
         .receipt_handle(handle)
         .send()
         .await
-        .map_err(|e| anyhow!(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))
+        .map_err(|e| sdk_error("DeleteMessage", e))
         .with_context(|| {
             format!(
                 "deleting message {} from the DLQ after its event was published again",

@@ -1,31 +1,4 @@
-//! `cargo xtask`: the project's automation. See ARCHITECTURE.md for the map.
-
-mod bench;
-mod build;
-mod cost;
-mod credentials;
-mod deploy;
-mod deployed;
-mod dlq;
-mod e2e;
-mod faults;
-mod fuzz;
-mod local;
-mod model;
-mod moto;
-mod outputs;
-mod package;
-mod policy;
-mod pulumi;
-mod render;
-mod runtime_api;
-mod sample;
-mod scenario;
-mod schema;
-mod stack;
-mod test;
-mod verify;
-mod which;
+//! `cargo xtask`: the command line over the `xtask` library. See ARCHITECTURE.md for the map.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +6,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use xtask::{
+    bench, build, cost, deploy, deployed, dlq, e2e, fuzz, local, model, outputs, pulumi, render,
+    scenario, stack, test, verify, workspace_root,
+};
 
 #[derive(Parser)]
 #[command(
@@ -487,17 +464,4 @@ fn block_on<F: std::future::Future<Output = Result<()>>>(future: F) -> Result<()
             _ = terminate.recv() => anyhow::bail!("terminated; stopped what this command started"),
         }
     })
-}
-
-/// The workspace root: xtask always lives one level below it. `XTASK_WORKSPACE_ROOT` points the
-/// commands at another copy of the workspace (the CLI tests run against scratch copies).
-pub(crate) fn workspace_root() -> PathBuf {
-    if let Some(root) = std::env::var_os("XTASK_WORKSPACE_ROOT") {
-        return PathBuf::from(root);
-    }
-    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or(manifest_dir)
 }

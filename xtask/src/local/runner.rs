@@ -213,7 +213,7 @@ impl Runner {
             .message_body(record.to_string())
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))
+            .map_err(|e| super::provision::sdk_error("SendMessage", e))
             .context("sending a failed event to the DLQ")?;
         self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
         Ok(())

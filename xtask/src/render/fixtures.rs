@@ -2,19 +2,12 @@
 //! the schema check and the policy rules.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use serde_yaml::Value;
 
 use super::{Rendered, config_entries, render_stack};
 use crate::schema::Schema;
-
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
+pub use crate::workspace_root;
 
 pub fn schema() -> Schema {
     Schema::bundled().expect("bundled schema parses")
