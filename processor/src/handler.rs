@@ -1,6 +1,6 @@
 //! One event in, one outcome out: decode, validate, store, audit.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
@@ -56,6 +56,13 @@ pub enum ProcessError {
         #[source]
         source: StoreError,
     },
+    /// The invocation's time ran out before the event was accounted for. Every write is
+    /// idempotent, so the retry picks up where this one stopped.
+    #[error(
+        "gave up after {budget_ms} ms, {margin_ms} ms before the Lambda timeout, with the event \
+         not yet accounted for (DynamoDB too slow); it will be retried"
+    )]
+    Deadline { budget_ms: u128, margin_ms: u128 },
 }
 
 impl Processor {
@@ -96,6 +103,38 @@ impl Processor {
     /// PROCESSED entry has a key derived from the record. A retry after a lost reply or a
     /// crash therefore completes the work instead of duplicating it.
     pub async fn process(&self, raw: &str, request_id: &str) -> Result<Outcome, ProcessError> {
+        self.process_within(raw, request_id, None).await
+    }
+
+    /// [`process`](Self::process), giving up once `budget` has passed: an invocation must end
+    /// on its own, with an error Lambda retries, rather than be killed at its timeout.
+    pub async fn process_within(
+        &self,
+        raw: &str,
+        request_id: &str,
+        budget: Option<Duration>,
+    ) -> Result<Outcome, ProcessError> {
+        let Some(budget) = budget else {
+            return self.process_unbounded(raw, request_id).await;
+        };
+        match tokio::time::timeout(budget, self.process_unbounded(raw, request_id)).await {
+            Ok(result) => result,
+            Err(_) => {
+                let err = ProcessError::Deadline {
+                    budget_ms: budget.as_millis(),
+                    margin_ms: crate::aws::DEADLINE_MARGIN.as_millis(),
+                };
+                tracing::error!(request_id, error = %err, "invocation out of time");
+                Err(err)
+            }
+        }
+    }
+
+    async fn process_unbounded(
+        &self,
+        raw: &str,
+        request_id: &str,
+    ) -> Result<Outcome, ProcessError> {
         let started = Instant::now();
         let received_at = Utc::now();
         let elapsed_ms = || started.elapsed().as_secs_f64() * 1000.0;
@@ -291,14 +330,30 @@ pub async fn handle(
     event: LambdaEvent<Box<RawValue>>,
 ) -> Result<Outcome, ProcessError> {
     processor
-        .process(event.payload.get(), &event.context.request_id)
+        .process_within(
+            event.payload.get(),
+            &event.context.request_id,
+            Some(budget(event.context.deadline, std::time::SystemTime::now())),
+        )
         .await
+}
+
+/// Time left until `deadline_ms` (Lambda's deadline, milliseconds since the epoch) less
+/// [`DEADLINE_MARGIN`](crate::aws::DEADLINE_MARGIN); zero when that has passed.
+pub fn budget(deadline_ms: u64, now: std::time::SystemTime) -> Duration {
+    let deadline = std::time::UNIX_EPOCH + Duration::from_millis(deadline_ms);
+    deadline
+        .duration_since(now)
+        .unwrap_or_default()
+        .saturating_sub(crate::aws::DEADLINE_MARGIN)
 }
 
 impl ProcessError {
     /// The `errorType` Lambda records and the DLQ message carries.
     pub fn error_type(&self) -> &'static str {
-        let (ProcessError::Store { source, .. } | ProcessError::Audit { source, .. }) = self;
+        let (ProcessError::Store { source, .. } | ProcessError::Audit { source, .. }) = self else {
+            return "DeadlineExceeded";
+        };
         match source {
             StoreError::Transient { .. } => "TransientStoreError",
             StoreError::Permanent { .. } => "StoreError",

@@ -13,4 +13,4 @@ pub mod store;
 pub mod telemetry;
 
 pub use config::Settings;
-pub use handler::{Outcome, ProcessError, Processor, handle};
+pub use handler::{Outcome, ProcessError, Processor, budget, handle};

@@ -196,7 +196,7 @@ async fn an_unreachable_endpoint_is_an_error_not_a_panic() {
         ("ENVIRONMENT".to_string(), "test".to_string()),
     ]))
     .unwrap();
-    let p = processor::Processor::new(settings, aws_sdk_dynamodb::Client::new(&config));
+    let p = processor::Processor::new(settings, processor::aws::dynamodb_client(&config));
 
     let err = p
         .process(&envelope("e-1", "Trade Execution", TRADE), "req-1")
@@ -292,4 +292,52 @@ async fn a_trade_update_arriving_before_its_execution_is_stored() {
         .unwrap();
     assert_eq!((first.status, second.status), ("PROCESSED", "PROCESSED"));
     assert_eq!(tables.records().await.len(), 2);
+}
+
+#[tokio::test]
+async fn an_invocation_out_of_time_fails_and_its_retry_stores_once() {
+    let tables = Tables::create().await;
+    let p = tables.processor();
+    let raw = envelope("e-late", "Trade Execution", TRADE);
+
+    // Growing budgets stop the same invocation at different points of its guard, record and
+    // audit writes, as Lambda's retries of a timed-out invocation would find it.
+    let mut budget = std::time::Duration::ZERO;
+    let outcome = loop {
+        match p.process_within(&raw, "req-late", Some(budget)).await {
+            Ok(outcome) => break outcome,
+            Err(err) => {
+                assert_eq!(err.error_type(), "DeadlineExceeded", "{err}");
+                assert!(err.to_string().contains("will be retried"), "{err}");
+            }
+        }
+        assert!(
+            budget < std::time::Duration::from_secs(10),
+            "never finished within {budget:?}"
+        );
+        budget = budget * 2 + std::time::Duration::from_millis(1);
+    };
+    assert_eq!(outcome.status, "PROCESSED", "{}", outcome.reason);
+    assert_eq!(tables.records().await.len(), 1);
+    assert_eq!(statuses(&tables.audits().await), ["PROCESSED"]);
+}
+
+#[test]
+fn the_budget_ends_a_margin_before_the_lambda_deadline() {
+    let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000);
+    let deadline_ms = 1_000_000 + 30_000;
+    assert_eq!(
+        processor::budget(deadline_ms, now),
+        std::time::Duration::from_secs(30) - processor::aws::DEADLINE_MARGIN
+    );
+    assert_eq!(
+        processor::budget(1_000_000 + 200, now),
+        std::time::Duration::ZERO,
+        "less time left than the margin"
+    );
+    assert_eq!(
+        processor::budget(0, now),
+        std::time::Duration::ZERO,
+        "deadline passed"
+    );
 }

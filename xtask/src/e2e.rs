@@ -54,11 +54,18 @@ pub async fn run_local(root: &Path, stack: &str, options: &Options) -> Result<()
             options.faults * 100.0,
             faults.endpoint
         );
-        let mut runner =
-            local.runner_with(redeliver_per_mille, aws_sdk_dynamodb::Client::new(&config))?;
+        let mut runner = local.runner_with(
+            redeliver_per_mille,
+            processor::aws::dynamodb_client(&config),
+        )?;
         // Injected latency and backoff keep invocations waiting, not working: Lambda would
         // run more of them at once, and so does the runner.
         runner.workers = FAULT_WORKERS;
+        // And the deadline of a deployed invocation, from the stack's Lambda timeout.
+        runner.budget = Some(
+            Duration::from_secs(u64::from(local.model.function.timeout_seconds))
+                .saturating_sub(processor::aws::DEADLINE_MARGIN),
+        );
         proxy = Some(faults);
         runner
     } else {

@@ -4,12 +4,6 @@
 
 mod support;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
-};
-use aws_sdk_sqs::types::QueueAttributeName;
-use processor::names::{self, TableSchema};
 use support::{Scratch, describe, text};
 
 fn endpoint() -> String {
@@ -25,8 +19,8 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().expect("tokio runtime")
 }
 
-/// A bus whose rule delivers every `market.data` event to a queue, a DLQ and the two tables,
-/// under a fresh suffix; `outputs` is the outputs JSON describing them.
+/// The dev stack's resources, provisioned in moto by the local pipeline's own provisioner under a
+/// fresh suffix (the tests share one moto server); `outputs` is the outputs JSON describing them.
 struct MotoStack {
     config: aws_config::SdkConfig,
     outputs: serde_json::Value,
@@ -44,67 +38,22 @@ impl MotoStack {
             ))
             .load()
             .await;
-        let suffix = format!("cli{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-        let sqs = aws_sdk_sqs::Client::new(&config);
-        let events = aws_sdk_eventbridge::Client::new(&config);
-        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-
-        let (dlq_url, dlq_arn) = queue(&sqs, &format!("market-processor-dlq-{suffix}")).await;
-        let (delivery_url, delivery_arn) = queue(&sqs, &format!("delivery-{suffix}")).await;
-        let bus = format!("market-data-bus-{suffix}");
-        let bus_arn = events
-            .create_event_bus()
-            .name(&bus)
-            .send()
+        let mut stack = xtask::stack::StackConfig::load(&xtask::workspace_root(), "dev")
+            .expect("stacks/dev.yaml loads");
+        stack.environment = format!("cli{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let model = xtask::model::Model::from_stack(&stack);
+        let provisioned = xtask::local::provision::provision(&config, &model, &endpoint)
             .await
-            .expect("bus")
-            .event_bus_arn
-            .expect("bus arn");
-        let rule_arn = events
-            .put_rule()
-            .name(format!("all-{suffix}"))
-            .event_bus_name(&bus)
-            .event_pattern(r#"{"source":["market.data"]}"#)
-            .send()
-            .await
-            .expect("rule")
-            .rule_arn
-            .expect("rule arn");
-        events
-            .put_targets()
-            .rule(format!("all-{suffix}"))
-            .event_bus_name(&bus)
-            .targets(
-                aws_sdk_eventbridge::types::Target::builder()
-                    .id("delivery")
-                    .arn(delivery_arn)
-                    .build()
-                    .expect("target"),
-            )
-            .send()
-            .await
-            .expect("targets");
-        let market = names::suffixed(names::MARKET_DATA_TABLE_PREFIX, &suffix);
-        let audit = names::suffixed(names::AUDIT_TRAIL_TABLE_PREFIX, &suffix);
-        table(&dynamodb, &market, &names::MARKET_DATA_SCHEMA).await;
-        table(&dynamodb, &audit, &names::AUDIT_TRAIL_SCHEMA).await;
-
-        let outputs = serde_json::json!({
-            "event_bus_name": bus,
-            "event_bus_arn": bus_arn,
-            "lambda_function_name": format!("market-processor-{suffix}"),
-            "lambda_function_arn": format!("arn:aws:lambda:us-east-1:123456789012:function:market-processor-{suffix}"),
-            "market_data_table_name": market,
-            "market_data_table_arn": format!("arn:aws:dynamodb:us-east-1:123456789012:table/{market}"),
-            "audit_trail_table_name": audit,
-            "audit_trail_table_arn": format!("arn:aws:dynamodb:us-east-1:123456789012:table/{audit}"),
-            "dlq_url": dlq_url,
-            "dlq_arn": dlq_arn,
-            "log_group_name": format!("/aws/lambda/market-processor-{suffix}"),
-            "trade_events_rule_arn": rule_arn,
-            "quote_events_rule_arn": rule_arn,
-            "endpoint_url": endpoint,
-        });
+            .expect("provisioned in moto");
+        let delivery_url = provisioned
+            .delivery_queue_url
+            .clone()
+            .expect("a local stack has a delivery queue");
+        let mut outputs = serde_json::to_value(&provisioned).expect("outputs as JSON");
+        // A deployed stack's outputs carry no region: the commands take it from the stack file.
+        if let Some(fields) = outputs.as_object_mut() {
+            fields.remove("region");
+        }
         MotoStack {
             config,
             outputs,
@@ -154,69 +103,6 @@ impl MotoStack {
         }
         bodies
     }
-}
-
-async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
-    let url = sqs
-        .create_queue()
-        .queue_name(name)
-        .send()
-        .await
-        .expect("queue")
-        .queue_url
-        .expect("queue url");
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("queue attributes")
-        .attributes
-        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-        .expect("queue arn");
-    (url, arn)
-}
-
-async fn table(client: &aws_sdk_dynamodb::Client, name: &str, schema: &TableSchema) {
-    let key = |attr: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(attr)
-            .key_type(kind)
-            .build()
-            .expect("key schema")
-    };
-    let mut request = client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key(schema.hash_key, KeyType::Hash))
-        .key_schema(key(schema.range_key, KeyType::Range));
-    for attr in schema.key_attributes() {
-        request = request.attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(attr)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attribute"),
-        );
-    }
-    for index in schema.indexes {
-        request = request.global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(index.name)
-                .key_schema(key(index.hash_key, KeyType::Hash))
-                .key_schema(key(index.range_key, KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
-                .build()
-                .expect("index"),
-        );
-    }
-    request.send().await.expect("create table");
 }
 
 fn feed_line(symbol: &str, n: usize) -> String {

@@ -52,7 +52,7 @@ pub async fn offline_processor() -> Processor {
         ))
         .load()
         .await;
-    Processor::new(settings(), aws_sdk_dynamodb::Client::new(&config))
+    Processor::new(settings(), processor::aws::dynamodb_client(&config))
 }
 
 pub fn settings() -> Settings {

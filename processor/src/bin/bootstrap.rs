@@ -40,7 +40,7 @@ async fn main() -> ExitCode {
     metrics::enable();
 
     let config = processor::aws::sdk_config().await;
-    let processor = Processor::new(settings, aws_sdk_dynamodb::Client::new(&config));
+    let processor = Processor::new(settings, processor::aws::dynamodb_client(&config));
     if let Err(err) = processor.warm_up().await {
         tracing::error!(error = %err, "init failed");
         eprintln!("bootstrap: init failed: {err}");

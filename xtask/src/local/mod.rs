@@ -97,7 +97,7 @@ pub fn runner_for(
     outputs: &Outputs,
     redeliver_per_mille: u32,
 ) -> Result<Runner> {
-    let dynamodb = aws_sdk_dynamodb::Client::new(config);
+    let dynamodb = processor::aws::dynamodb_client(config);
     runner_with_client(config, model, outputs, redeliver_per_mille, dynamodb)
 }
 
@@ -124,6 +124,7 @@ fn runner_with_client(
         retry_delay: Duration::from_millis(100),
         redeliver_per_mille,
         workers: WORKERS,
+        budget: None,
         stats: Arc::new(RunnerStats::default()),
     })
 }

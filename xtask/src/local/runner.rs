@@ -50,6 +50,9 @@ pub struct Runner {
     /// Per mille of events delivered a second time, as EventBridge and Lambda may do.
     pub redeliver_per_mille: u32,
     pub workers: usize,
+    /// Time each invocation may take, as Lambda's timeout less the processor's deadline
+    /// margin; none where the processor runs with the tool's patient timeouts.
+    pub budget: Option<Duration>,
     pub stats: Arc<RunnerStats>,
 }
 
@@ -159,7 +162,11 @@ impl Runner {
         let attempts = self.retries + 1;
         for attempt in 1..=attempts {
             self.stats.invocations.fetch_add(1, Ordering::Relaxed);
-            match self.processor.process(event, &request_id).await {
+            match self
+                .processor
+                .process_within(event, &request_id, self.budget)
+                .await
+            {
                 Ok(outcome) => {
                     let counter = match outcome.status {
                         "PROCESSED" => &self.stats.processed,
@@ -250,7 +257,7 @@ mod tests {
         );
         let settings = processor::Settings::from_map(&env).expect("settings");
         runner.processor =
-            processor::Processor::new(settings, aws_sdk_dynamodb::Client::new(&local.config));
+            processor::Processor::new(settings, processor::aws::dynamodb_client(&local.config));
         runner.retries = 2;
         runner.retry_delay = Duration::from_millis(1);
 

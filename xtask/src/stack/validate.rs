@@ -15,7 +15,9 @@ pub const LOG_RETENTION_DAYS: [u32; 22] = [
 ];
 
 const MEMORY_MB: RangeInclusive<u32> = 128..=10_240;
-const TIMEOUT_SECONDS: RangeInclusive<u32> = 1..=900;
+/// Lambda's own limit is 1..=900; below the processor's minimum an event's writes could not
+/// all run to their timeouts before the invocation gives up.
+const TIMEOUT_SECONDS: RangeInclusive<u32> = processor::aws::MIN_LAMBDA_TIMEOUT_SECONDS..=900;
 /// The processor rejects a `TTL_DAYS` outside this range at start-up.
 const TTL_DAYS: RangeInclusive<u32> = 1..=3650;
 /// DynamoDB's default per-table quota for provisioned capacity.
@@ -42,11 +44,28 @@ pub fn validate(config: &StackConfig, stack: &str) -> Vec<Problem> {
 
     let lambda = &config.lambda;
     v.range("lambda.memory_mb", lambda.memory_mb, MEMORY_MB);
-    v.range(
-        "lambda.timeout_seconds",
-        lambda.timeout_seconds,
-        TIMEOUT_SECONDS,
-    );
+    if lambda.timeout_seconds < *TIMEOUT_SECONDS.start() {
+        v.push(
+            "lambda.timeout_seconds",
+            format!(
+                "{} is too short for the processor: each of an event's {} DynamoDB writes may \
+                 take up to {} s before it gives up, and it stops {} s before the deadline; \
+                 allowed {}..={}",
+                lambda.timeout_seconds,
+                processor::aws::WRITES_PER_EVENT,
+                processor::aws::OPERATION_TIMEOUT.as_secs(),
+                processor::aws::DEADLINE_MARGIN.as_secs(),
+                TIMEOUT_SECONDS.start(),
+                TIMEOUT_SECONDS.end()
+            ),
+        );
+    } else {
+        v.range(
+            "lambda.timeout_seconds",
+            lambda.timeout_seconds,
+            TIMEOUT_SECONDS,
+        );
+    }
     if lambda.reserved_concurrency == Some(0) {
         v.push(
             "lambda.reserved_concurrency",
