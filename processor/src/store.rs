@@ -1,7 +1,7 @@
 //! Writes to DynamoDB and the classification of their failures.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -207,6 +207,22 @@ fn text<'a>(item: &'a Item, key: &str) -> Option<&'a str> {
     }
 }
 
+/// Each error of the chain once, outermost first, without the SDK's debug dump of the raw
+/// response (which would make every DLQ message and log line a kilobyte of headers).
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Error codes that waiting can cure; everything else (validation, access, missing table) cannot.
 const TRANSIENT_CODES: [&str; 5] = [
     "ProvisionedThroughputExceededException",
@@ -220,7 +236,7 @@ fn classify<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> Stor
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let message = DisplayErrorContext(err).to_string();
+    let message = error_chain(err);
     let transient = match err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             true

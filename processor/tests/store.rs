@@ -205,6 +205,9 @@ async fn an_unreachable_endpoint_is_an_error_not_a_panic() {
     let text = err.to_string();
     assert!(text.contains("e-1"), "{text}");
     assert!(text.contains("transient DynamoDB failure"), "{text}");
+    // The cause in words, without the SDK's debug dump of the error.
+    assert!(text.contains("onnect"), "{text}");
+    assert!(!text.contains('{') && text.len() < 400, "{text}");
 
     // Rejections must be audited too; when that fails the event is not accounted for.
     let err = p.process("nonsense", "req-2").await.unwrap_err();
