@@ -41,14 +41,7 @@ pub async fn run_local(root: &Path, stack: &str, options: &Options) -> Result<()
             FaultProxy::start(&local.moto.endpoint, options.faults, FAULT_LATENCY, 7).await?;
         // The processor's own timeouts and retries, as deployed: the point is to see them
         // hold up, not the tool's patient ones.
-        let config = processor::aws::loader()
-            .endpoint_url(&faults.endpoint)
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "test", "test", None, None, "local",
-            ))
-            .load()
-            .await;
+        let config = faults.processor_loader().load().await;
         println!(
             "injecting faults into {:.0}% of the processor's DynamoDB calls via {}",
             options.faults * 100.0,

@@ -95,6 +95,21 @@ struct State {
 }
 
 impl FaultProxy {
+    /// The processor's own SDK settings (Lambda timeouts and retries), with every call going
+    /// through this proxy.
+    pub fn processor_loader(&self) -> aws_config::ConfigLoader {
+        processor::aws::loader()
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "fault-proxy",
+            ))
+    }
+
     /// Proxies to `upstream`, faulting `rate` (0–1) of the data-plane requests; a latency
     /// fault holds the answer for `latency`.
     pub async fn start(upstream: &str, rate: f64, latency: Duration, seed: u64) -> Result<Self> {
@@ -261,30 +276,12 @@ mod tests {
             .expect("proxy");
         let direct = crate::local::local_sdk_config(&moto.endpoint).await;
         let direct = aws_sdk_dynamodb::Client::new(&direct);
-        let schema = processor::names::MARKET_DATA_SCHEMA;
         let table = "faults-test";
-        direct
-            .create_table()
-            .table_name(table)
-            .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
-            .key_schema(key(schema.hash_key, aws_sdk_dynamodb::types::KeyType::Hash))
-            .key_schema(key(
-                schema.range_key,
-                aws_sdk_dynamodb::types::KeyType::Range,
-            ))
-            .attribute_definitions(attr(schema.hash_key))
-            .attribute_definitions(attr(schema.range_key))
-            .send()
-            .await
-            .expect("table");
+        create_table(&direct, table).await;
 
         // The processor's own client: Lambda timeouts, no SDK retries, so each fault shows.
-        let config = processor::aws::loader()
-            .endpoint_url(&proxy.endpoint)
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "test", "test", None, None, "test",
-            ))
+        let config = proxy
+            .processor_loader()
             .retry_config(aws_config::retry::RetryConfig::disabled())
             .load()
             .await;
@@ -345,30 +342,9 @@ mod tests {
             .expect("proxy");
         let direct =
             aws_sdk_dynamodb::Client::new(&crate::local::local_sdk_config(&moto.endpoint).await);
-        let schema = processor::names::MARKET_DATA_SCHEMA;
         let table = "retry-quota-test";
-        direct
-            .create_table()
-            .table_name(table)
-            .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
-            .key_schema(key(schema.hash_key, aws_sdk_dynamodb::types::KeyType::Hash))
-            .key_schema(key(
-                schema.range_key,
-                aws_sdk_dynamodb::types::KeyType::Range,
-            ))
-            .attribute_definitions(attr(schema.hash_key))
-            .attribute_definitions(attr(schema.range_key))
-            .send()
-            .await
-            .expect("table");
-        let config = processor::aws::loader()
-            .endpoint_url(&proxy.endpoint)
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "test", "test", None, None, "test",
-            ))
-            .load()
-            .await;
+        create_table(&direct, table).await;
+        let config = proxy.processor_loader().load().await;
 
         // The second half of the calls, once a default quota would be long empty.
         const CALLS: usize = 600;
@@ -425,6 +401,25 @@ mod tests {
         }
         while tasks.join_next().await.is_some() {}
         outcomes.lock().expect("outcomes").clone()
+    }
+
+    /// A table with the market-data key schema, created directly in moto.
+    async fn create_table(direct: &aws_sdk_dynamodb::Client, table: &str) {
+        let schema = processor::names::MARKET_DATA_SCHEMA;
+        direct
+            .create_table()
+            .table_name(table)
+            .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+            .key_schema(key(schema.hash_key, aws_sdk_dynamodb::types::KeyType::Hash))
+            .key_schema(key(
+                schema.range_key,
+                aws_sdk_dynamodb::types::KeyType::Range,
+            ))
+            .attribute_definitions(attr(schema.hash_key))
+            .attribute_definitions(attr(schema.range_key))
+            .send()
+            .await
+            .expect("table");
     }
 
     fn key(
