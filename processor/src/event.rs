@@ -436,6 +436,26 @@ impl Validator {
         field: &str,
         required: bool,
     ) -> Option<String> {
+        match self.present(detail, field, required)? {
+            Value::String(s) => Some(s),
+            other => {
+                self.fail(
+                    field,
+                    format!("must be a string, found {}", number::json_type(&other)),
+                );
+                None
+            }
+        }
+    }
+
+    /// Takes `field` out of the detail; absent and `null` are the same, and an error only when
+    /// the field is required.
+    fn present(
+        &mut self,
+        detail: &mut Map<String, Value>,
+        field: &str,
+        required: bool,
+    ) -> Option<Value> {
         match detail.remove(field) {
             None | Some(Value::Null) => {
                 if required {
@@ -443,14 +463,7 @@ impl Validator {
                 }
                 None
             }
-            Some(Value::String(s)) => Some(s),
-            Some(other) => {
-                self.fail(
-                    field,
-                    format!("must be a string, found {}", number::json_type(&other)),
-                );
-                None
-            }
+            Some(value) => Some(value),
         }
     }
 
@@ -564,15 +577,7 @@ impl Validator {
         field: &str,
         required: bool,
     ) -> Option<Decimal> {
-        let value = match detail.remove(field) {
-            None | Some(Value::Null) => {
-                if required {
-                    self.fail(field, "is required");
-                }
-                return None;
-            }
-            Some(value) => value,
-        };
+        let value = self.present(detail, field, required)?;
         match number::exact_decimal(&value) {
             Ok(d) if d > Decimal::ZERO => Some(d),
             Ok(_) => {
@@ -595,15 +600,7 @@ impl Validator {
         field: &str,
         required: bool,
     ) -> Option<u64> {
-        let value = match detail.remove(field) {
-            None | Some(Value::Null) => {
-                if required {
-                    self.fail(field, "is required");
-                }
-                return None;
-            }
-            Some(value) => value,
-        };
+        let value = self.present(detail, field, required)?;
         let rule = "must be a positive whole number";
         match number::exact_decimal(&value) {
             Ok(d) if d > Decimal::ZERO && d.fract().is_zero() => match u64::try_from(d) {
