@@ -31,6 +31,24 @@ pub struct Outputs {
     pub delivery_queue_url: Option<String>,
 }
 
+/// The outputs every deployed stack reports, as the Pulumi program names them: the fields of
+/// [`Outputs`] that are not local-only.
+pub const DEPLOYED_KEYS: [&str; 13] = [
+    "event_bus_name",
+    "event_bus_arn",
+    "lambda_function_name",
+    "lambda_function_arn",
+    "market_data_table_name",
+    "market_data_table_arn",
+    "audit_trail_table_name",
+    "audit_trail_table_arn",
+    "dlq_url",
+    "dlq_arn",
+    "log_group_name",
+    "trade_events_rule_arn",
+    "quote_events_rule_arn",
+];
+
 /// Limits for the operator tools: generous, since an emulator under load answers slowly and a
 /// tool can afford to wait where a Lambda invocation cannot.
 pub fn tool_timeouts() -> aws_config::timeout::TimeoutConfig {
@@ -85,5 +103,33 @@ impl Outputs {
             loader = loader.region(aws_config::Region::new(region.clone()));
         }
         loader.load().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_keys<'a>(keys: impl Iterator<Item = &'a str>) -> serde_json::Value {
+        keys.map(|k| (k.to_string(), serde_json::Value::from(format!("{k}-value"))))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+
+    /// The list and the struct describe the same outputs: all of them read, any one missing
+    /// does not.
+    #[test]
+    fn the_deployed_keys_are_exactly_the_required_fields() {
+        let all: Outputs =
+            serde_json::from_value(with_keys(DEPLOYED_KEYS.into_iter())).expect("all keys read");
+        assert_eq!(all.dlq_url, "dlq_url-value");
+        assert_eq!(all.endpoint_url, None);
+        for missing in DEPLOYED_KEYS {
+            let fewer = with_keys(DEPLOYED_KEYS.into_iter().filter(|k| *k != missing));
+            assert!(
+                serde_json::from_value::<Outputs>(fewer).is_err(),
+                "{missing} is listed but not required"
+            );
+        }
     }
 }

@@ -388,30 +388,16 @@ fn no_build_needs_a_package_for_the_stacks_architecture() {
 #[test]
 fn e2e_on_a_deployed_stack_refuses_double_deliveries_before_publishing() {
     let scratch = Scratch::new("e2e-double");
-    let outputs: serde_json::Value = [
-        "event_bus_name",
-        "event_bus_arn",
-        "lambda_function_name",
-        "lambda_function_arn",
-        "market_data_table_name",
-        "market_data_table_arn",
-        "audit_trail_table_name",
-        "audit_trail_table_arn",
-        "dlq_url",
-        "dlq_arn",
-        "log_group_name",
-        "trade_events_rule_arn",
-        "quote_events_rule_arn",
-    ]
-    .into_iter()
-    .map(|key| {
-        (
-            key.to_string(),
-            serde_json::Value::from(format!("{key}-dev")),
-        )
-    })
-    .collect::<serde_json::Map<_, _>>()
-    .into();
+    let outputs: serde_json::Value = xtask::outputs::DEPLOYED_KEYS
+        .into_iter()
+        .map(|key| {
+            (
+                key.to_string(),
+                serde_json::Value::from(format!("{key}-dev")),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into();
     scratch.fake_outputs(&outputs.to_string());
     let output = scratch
         .xtask(&["e2e", "--stack", "dev"])
