@@ -107,6 +107,61 @@ async fn bootstrap_processes_events_end_to_end() {
     );
 }
 
+/// Payloads the runtime cannot hand to the handler (not UTF-8, not JSON) end as invocation
+/// errors, which Lambda retries and dead-letters, and the process goes on serving.
+#[tokio::test]
+async fn undecodable_payloads_are_invocation_errors_and_the_runtime_goes_on() {
+    let tables = Tables::create().await;
+    let mut api = RuntimeApi::start().await.expect("runtime API");
+    let mut child = bootstrap(Some(&api), &tables.market_data, &tables.audit_trail)
+        .spawn()
+        .expect("spawn bootstrap");
+
+    let payloads: [(&str, &[u8]); 3] = [
+        ("req-bytes", b"\xff\xfe{\"id\":\"\xc3\x28\"}"),
+        ("req-text", b"not json at all"),
+        ("req-cut", b"{\"id\":\"e-cut\",\"detail\":{"),
+    ];
+    for (request_id, payload) in payloads {
+        api.invoke_bytes(request_id, payload);
+        match reply(&mut api, &mut child).await {
+            Reply::Error {
+                request_id: id,
+                body,
+            } => {
+                assert_eq!(id, request_id);
+                let error: serde_json::Value = serde_json::from_str(&body).expect("error JSON");
+                assert!(
+                    error["errorType"].as_str().is_some_and(|t| !t.is_empty()),
+                    "{body}"
+                );
+                assert!(
+                    error["errorMessage"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("deserialize")),
+                    "{body}"
+                );
+            }
+            other => panic!("{request_id}: unexpected {other:?}"),
+        }
+    }
+
+    api.invoke(
+        "req-after",
+        &envelope(
+            "e-after",
+            "Trade Execution",
+            r#"{"exchange":"NASDAQ","symbol":"MSFT","price":"1.5","volume":1}"#,
+        ),
+    );
+    match reply(&mut api, &mut child).await {
+        Reply::Response { body, .. } => assert!(body.contains("PROCESSED"), "{body}"),
+        other => panic!("unexpected {other:?}"),
+    }
+    child.kill().await.ok();
+    assert_eq!(tables.records().await.len(), 1);
+}
+
 #[tokio::test]
 async fn bootstrap_outside_lambda_says_what_is_missing() {
     let output = bootstrap(None, "a", "b").output().await.expect("run");

@@ -35,13 +35,13 @@ pub enum Reply {
 /// The emulator; dropping it stops accepting connections.
 pub struct RuntimeApi {
     pub addr: SocketAddr,
-    invocations: mpsc::UnboundedSender<(String, String)>,
+    invocations: mpsc::UnboundedSender<(String, Vec<u8>)>,
     replies: mpsc::UnboundedReceiver<Reply>,
     server: tokio::task::JoinHandle<()>,
 }
 
 struct State {
-    pending: Mutex<mpsc::UnboundedReceiver<(String, String)>>,
+    pending: Mutex<mpsc::UnboundedReceiver<(String, Vec<u8>)>>,
     replies: mpsc::UnboundedSender<Reply>,
 }
 
@@ -78,10 +78,15 @@ impl RuntimeApi {
 
     /// Queues one invocation; the runtime receives it on its next poll.
     pub fn invoke(&self, request_id: &str, payload: &str) {
+        self.invoke_bytes(request_id, payload.as_bytes());
+    }
+
+    /// Queues an invocation whose payload is any bytes, UTF-8 or not.
+    pub fn invoke_bytes(&self, request_id: &str, payload: &[u8]) {
         // The receiver lives in the server state, which lives as long as `self`.
         let _ = self
             .invocations
-            .send((request_id.to_string(), payload.to_string()));
+            .send((request_id.to_string(), payload.to_vec()));
     }
 
     /// The next reply of the runtime, in the order they arrive.
