@@ -32,6 +32,28 @@ pub const MIN_LAMBDA_TIMEOUT_SECONDS: u32 =
 /// error (and so have the event retried) instead of being killed mid-write.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 
+/// The time an invocation may spend on its event when `time_left` remains before its deadline.
+pub fn invocation_budget(time_left: Duration) -> Duration {
+    time_left.saturating_sub(DEADLINE_MARGIN)
+}
+
+/// Each error of an SDK error's chain once, outermost first, without the debug dump of the raw
+/// response that `DisplayErrorContext` appends (a kilobyte of headers in every DLQ message and
+/// log line). The processor and the tools both describe SDK errors this way.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// The processor's DynamoDB client: the shared configuration, and a retry quota of its own that
 /// never runs dry.
 ///

@@ -338,14 +338,11 @@ pub async fn handle(
         .await
 }
 
-/// Time left until `deadline_ms` (Lambda's deadline, milliseconds since the epoch) less
-/// [`DEADLINE_MARGIN`](crate::aws::DEADLINE_MARGIN); zero when that has passed.
+/// The [`invocation_budget`](crate::aws::invocation_budget) for Lambda's deadline
+/// (`deadline_ms`, milliseconds since the epoch); zero when the deadline has passed.
 pub fn budget(deadline_ms: u64, now: std::time::SystemTime) -> Duration {
     let deadline = std::time::UNIX_EPOCH + Duration::from_millis(deadline_ms);
-    deadline
-        .duration_since(now)
-        .unwrap_or_default()
-        .saturating_sub(crate::aws::DEADLINE_MARGIN)
+    crate::aws::invocation_budget(deadline.duration_since(now).unwrap_or_default())
 }
 
 impl ProcessError {

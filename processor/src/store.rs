@@ -207,22 +207,6 @@ fn text<'a>(item: &'a Item, key: &str) -> Option<&'a str> {
     }
 }
 
-/// Each error of the chain once, outermost first, without the SDK's debug dump of the raw
-/// response (which would make every DLQ message and log line a kilobyte of headers).
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let part = cause.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 /// Error codes that waiting can cure; everything else (validation, access, missing table) cannot.
 const TRANSIENT_CODES: [&str; 5] = [
     "ProvisionedThroughputExceededException",
@@ -236,7 +220,7 @@ fn classify<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> Stor
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let message = error_chain(err);
+    let message = crate::aws::error_chain(err);
     let transient = match err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             true

@@ -46,9 +46,7 @@ pub async fn check(region: &str) -> Result<Found, NoCredentials> {
         Ok(Err(CredentialsError::CredentialsNotLoaded(_))) => Err(NoCredentials {
             detail: "no source in the default chain has any".into(),
         }),
-        Ok(Err(other)) => Ok(Found::Unverified(
-            aws_sdk_dynamodb::error::DisplayErrorContext(other).to_string(),
-        )),
+        Ok(Err(other)) => Ok(Found::Unverified(processor::aws::error_chain(&other))),
         Err(_) => Err(NoCredentials {
             detail: format!("none resolved within {} s", TIMEOUT.as_secs()),
         }),

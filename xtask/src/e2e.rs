@@ -55,10 +55,9 @@ pub async fn run_local(root: &Path, stack: &str, options: &Options) -> Result<()
         // run more of them at once, and so does the runner.
         runner.workers = FAULT_WORKERS;
         // And the deadline of a deployed invocation, from the stack's Lambda timeout.
-        runner.budget = Some(
-            Duration::from_secs(u64::from(local.model.function.timeout_seconds))
-                .saturating_sub(processor::aws::DEADLINE_MARGIN),
-        );
+        runner.budget = Some(processor::aws::invocation_budget(Duration::from_secs(
+            u64::from(local.model.function.timeout_seconds),
+        )));
         proxy = Some(faults);
         runner
     } else {

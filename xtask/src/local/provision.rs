@@ -215,8 +215,5 @@ pub fn sdk_error<E: std::error::Error + Send + Sync + 'static>(
     operation: &str,
     err: E,
 ) -> anyhow::Error {
-    anyhow!(
-        "{operation} failed: {}",
-        aws_sdk_dynamodb::error::DisplayErrorContext(err)
-    )
+    anyhow!("{operation} failed: {}", processor::aws::error_chain(&err))
 }

@@ -90,7 +90,7 @@ impl Runner {
                     }
                     eprintln!(
                         "runner: receive failed: {}",
-                        aws_sdk_sqs::error::DisplayErrorContext(&err)
+                        processor::aws::error_chain(&err)
                     );
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     continue;
@@ -137,7 +137,7 @@ impl Runner {
             {
                 eprintln!(
                     "runner: delivered messages not deleted: {}",
-                    aws_sdk_sqs::error::DisplayErrorContext(&err)
+                    processor::aws::error_chain(&err)
                 );
             }
         }
