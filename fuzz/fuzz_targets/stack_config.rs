@@ -6,9 +6,9 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use xtask::render::render_config;
-use xtask::schema::Schema;
-use xtask::stack::{StackConfig, StackErrors};
+use infra::render::render_config;
+use infra::schema::Schema;
+use infra::stack::{StackConfig, StackErrors};
 
 const FILE: &str = "stacks/fuzz.yaml";
 

@@ -8,7 +8,6 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::names;
 use crate::number::{self, NumberError};
 
 /// Largest accepted `detail`, in bytes of JSON text. Quotes and trades are a few hundred bytes;

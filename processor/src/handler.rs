@@ -9,12 +9,12 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use thiserror::Error;
 
-use crate::config::Settings;
 use crate::event::MarketEvent;
 use crate::event::{self, Rules};
 use crate::item::{self, AuditContext, Status};
 use crate::metrics;
 use crate::store::{GuardOutcome, RecordOutcome, Store, StoreError};
+use names::Settings;
 
 /// Everything an invocation needs, built once at init and shared by every invocation.
 #[derive(Clone)]
@@ -122,7 +122,7 @@ impl Processor {
             Err(_) => {
                 let err = ProcessError::Deadline {
                     budget_ms: budget.as_millis(),
-                    margin_ms: crate::aws::DEADLINE_MARGIN.as_millis(),
+                    margin_ms: names::limits::DEADLINE_MARGIN.as_millis(),
                 };
                 tracing::error!(request_id, error = %err, "invocation out of time");
                 Err(err)
@@ -338,11 +338,11 @@ pub async fn handle(
         .await
 }
 
-/// The [`invocation_budget`](crate::aws::invocation_budget) for Lambda's deadline
+/// The [`invocation_budget`](names::limits::invocation_budget) for Lambda's deadline
 /// (`deadline_ms`, milliseconds since the epoch); zero when the deadline has passed.
 pub fn budget(deadline_ms: u64, now: std::time::SystemTime) -> Duration {
     let deadline = std::time::UNIX_EPOCH + Duration::from_millis(deadline_ms);
-    crate::aws::invocation_budget(deadline.duration_since(now).unwrap_or_default())
+    names::limits::invocation_budget(deadline.duration_since(now).unwrap_or_default())
 }
 
 impl ProcessError {

@@ -7,7 +7,6 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::event::{Body, MarketEvent, Rejection, format_timestamp};
-use crate::names;
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -105,33 +104,36 @@ pub fn record(
     item.insert(names::EVENT_ID.into(), s(&event.envelope_id));
     item.insert(names::TIMESTAMP.into(), s(event.timestamp_key()));
     item.insert(names::EVENT_TYPE.into(), s(event.kind.as_str()));
-    item.insert("detail_type".into(), s(&event.detail_type));
-    item.insert("source".into(), s(&event.source));
+    item.insert(names::DETAIL_TYPE.into(), s(&event.detail_type));
+    item.insert(names::SOURCE.into(), s(&event.source));
     item.insert(names::EXCHANGE.into(), s(&event.exchange));
     item.insert(names::SYMBOL.into(), s(&event.symbol));
-    item.insert("currency".into(), s(&event.currency));
+    item.insert(names::CURRENCY.into(), s(&event.currency));
     match &event.body {
         Body::Trade(trade) => {
-            item.insert("price".into(), n(trade.price));
-            item.insert("volume".into(), n(trade.volume));
+            item.insert(names::PRICE.into(), n(trade.price));
+            item.insert(names::VOLUME.into(), n(trade.volume));
             if let Some(id) = &trade.trade_id {
-                item.insert("trade_id".into(), s(id));
+                item.insert(names::TRADE_ID.into(), s(id));
             }
             if let Some(side) = trade.side {
-                item.insert("side".into(), s(side.as_str()));
+                item.insert(names::SIDE.into(), s(side.as_str()));
             }
         }
         Body::Quote(quote) => {
             for (name, value) in [
-                ("bid", quote.bid),
-                ("ask", quote.ask),
-                ("price", quote.price),
+                (names::BID, quote.bid),
+                (names::ASK, quote.ask),
+                (names::PRICE, quote.price),
             ] {
                 if let Some(value) = value {
                     item.insert(name.into(), n(value));
                 }
             }
-            for (name, value) in [("bid_size", quote.bid_size), ("ask_size", quote.ask_size)] {
+            for (name, value) in [
+                (names::BID_SIZE, quote.bid_size),
+                (names::ASK_SIZE, quote.ask_size),
+            ] {
                 if let Some(value) = value {
                     item.insert(name.into(), n(value));
                 }
@@ -139,14 +141,14 @@ pub fn record(
         }
     }
     if let Some(ts) = &event.detail_timestamp {
-        item.insert("source_timestamp".into(), s(ts));
+        item.insert(names::SOURCE_TIMESTAMP.into(), s(ts));
     }
     if !event.extra.is_empty() {
         // Kept as JSON text: unknown fields can hold numbers DynamoDB's N type cannot represent.
-        item.insert("extra".into(), s(extra_json(event)));
+        item.insert(names::EXTRA.into(), s(extra_json(event)));
     }
     if let Some(key) = dedupe_key {
-        item.insert("dedupe_key".into(), s(key));
+        item.insert(names::DEDUPE_KEY.into(), s(key));
     }
     item.insert(names::RECEIVED_AT.into(), s(format_timestamp(received_at)));
     item.insert(names::REQUEST_ID.into(), s(request_id));
@@ -220,11 +222,11 @@ pub fn audit_for_event(
 fn describe_event(item: &mut Item, event: &MarketEvent) {
     item.insert(names::EVENT_ID.into(), s(&event.envelope_id));
     item.insert(names::EVENT_TYPE.into(), s(event.kind.as_str()));
-    item.insert("detail_type".into(), s(&event.detail_type));
-    item.insert("source".into(), s(&event.source));
+    item.insert(names::DETAIL_TYPE.into(), s(&event.detail_type));
+    item.insert(names::SOURCE.into(), s(&event.source));
     item.insert(names::EXCHANGE.into(), s(&event.exchange));
     item.insert(names::SYMBOL.into(), s(&event.symbol));
-    item.insert("event_timestamp".into(), s(event.timestamp_key()));
+    item.insert(names::EVENT_TIMESTAMP.into(), s(event.timestamp_key()));
 }
 
 /// The audit entry of a rejected event, carrying the raw event so it can be fixed and replayed.
@@ -238,21 +240,21 @@ pub fn audit_for_rejection(rejection: &Rejection, raw: &str, ctx: &AuditContext)
         s(rejection.kind.map_or(UNKNOWN_EVENT_TYPE, |k| k.as_str())),
     );
     if let Some(detail_type) = &rejection.detail_type {
-        item.insert("detail_type".into(), s(detail_type));
+        item.insert(names::DETAIL_TYPE.into(), s(detail_type));
     }
     if let Some(source) = &rejection.source {
-        item.insert("source".into(), s(source));
+        item.insert(names::SOURCE.into(), s(source));
     }
-    item.insert("raw_bytes".into(), n(raw.len()));
+    item.insert(names::RAW_BYTES.into(), n(raw.len()));
     if raw.len() <= MAX_RAW_AUDIT_BYTES {
-        item.insert("raw_event".into(), s(raw));
+        item.insert(names::RAW_EVENT.into(), s(raw));
     } else {
         let mut end = MAX_RAW_AUDIT_BYTES;
         while !raw.is_char_boundary(end) {
             end -= 1;
         }
-        item.insert("raw_event".into(), s(&raw[..end]));
-        item.insert("raw_truncated".into(), AttributeValue::Bool(true));
+        item.insert(names::RAW_EVENT.into(), s(&raw[..end]));
+        item.insert(names::RAW_TRUNCATED.into(), AttributeValue::Bool(true));
     }
     item
 }
@@ -283,12 +285,12 @@ fn audit_base(
     let mut item = Item::with_capacity(16);
     item.insert(names::AUDIT_ID.into(), s(audit_id));
     item.insert(names::TIMESTAMP.into(), s(timestamp));
-    item.insert("status".into(), s(status.as_str()));
-    item.insert("reason".into(), s(reason));
+    item.insert(names::STATUS.into(), s(status.as_str()));
+    item.insert(names::REASON.into(), s(reason));
     item.insert(names::REQUEST_ID.into(), s(ctx.request_id));
-    item.insert("environment".into(), s(ctx.environment));
+    item.insert(names::ENVIRONMENT.into(), s(ctx.environment));
     item.insert(
-        "processing_ms".into(),
+        names::PROCESSING_MS.into(),
         AttributeValue::N(format!("{:.3}", ctx.processing_ms)),
     );
     item

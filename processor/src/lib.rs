@@ -2,15 +2,12 @@
 //! DynamoDB with an audit entry for every outcome. `src/bin/bootstrap.rs` is the Lambda entry.
 
 pub mod aws;
-pub mod config;
 pub mod event;
 pub mod handler;
 pub mod item;
 pub mod metrics;
-pub mod names;
 pub mod number;
 pub mod store;
 pub mod telemetry;
 
-pub use config::Settings;
 pub use handler::{Outcome, ProcessError, Processor, budget, handle};

@@ -5,7 +5,6 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::item::Status;
-use crate::names;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 

@@ -8,7 +8,6 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use thiserror::Error;
 
 use crate::item::Item;
-use crate::names;
 
 /// A write that did not land. Both kinds end the invocation with an error so that Lambda
 /// retries it and, when retries are spent, sends the event to the DLQ; the kind only tells

@@ -2,7 +2,7 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs a JSON subscriber at `level` (already validated by [`crate::config::Settings`]).
+/// Installs a JSON subscriber at `level` (already validated by [`names::Settings`]).
 /// Lambda stamps every line with its own time, so the subscriber prints none.
 pub fn init(level: &str) {
     let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));

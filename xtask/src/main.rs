@@ -1,4 +1,5 @@
-//! `cargo xtask`: the command line over the `xtask` library. See ARCHITECTURE.md for the map.
+//! `cargo xtask`: the command line. Each command is one call into `infra` or `harness`; see
+//! ARCHITECTURE.md for where each lives.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,10 +7,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use xtask::{
-    bench, build, cost, deploy, deployed, dlq, e2e, fuzz, local, model, outputs, pulumi, render,
-    scenario, stack, test, verify, workspace_root,
-};
+use harness::aws::deployed;
+use harness::ship::{build, deploy, pulumi, verify};
+use harness::{bench, dlq, e2e, fuzz, local, publish};
+use infra::{cost, render, stack, workspace_root};
 
 #[derive(Parser)]
 #[command(
@@ -23,17 +24,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Fuzz the event decoder and validator for a bounded time (installs cargo-fuzz if absent).
+    /// Fuzz the event decoder and the stack config loader for a bounded time (installs
+    /// cargo-fuzz if absent).
     Fuzz {
         /// Seconds per fuzz target.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
-    },
-    /// Run every test (installs moto into .venv and starts it on loopback first).
-    Test {
-        /// Extra arguments passed to `cargo test`.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
     },
     /// Render Pulumi.yaml and Pulumi.<stack>.yaml from stacks/*.yaml.
     Render {
@@ -43,8 +39,8 @@ enum Command {
         /// Fail if the committed files differ from a fresh render instead of writing them.
         #[arg(long)]
         check: bool,
-        /// Print the Pulumi program of --stack (or $PULUMI_STACK) to stdout: the compiler
-        /// command Pulumi.yaml runs.
+        /// Print the Pulumi program of --stack (or $PULUMI_STACK) to stdout, as Pulumi's
+        /// compiler (`pulumi-program`, named in Pulumi.yaml) gives it.
         #[arg(long, conflicts_with = "check")]
         program: bool,
     },
@@ -94,7 +90,7 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
-    /// Measure the processor against the Python handler it replaces (bench/baseline/): handler
+    /// Measure the processor against the Python handler it replaces (harness/baseline/): handler
     /// CPU per event, start-up, peak memory, package size, the local pipeline. Writes
     /// BENCHMARKS.md.
     Bench {
@@ -233,42 +229,32 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     let root = workspace_root();
+    let root = root.as_path();
     match cli.command {
-        Command::Test { args } => test::run(&root, &args),
-        Command::Fuzz { seconds } => fuzz::run(&root, seconds),
+        Command::Fuzz { seconds } => fuzz::run(root, seconds),
         Command::Render {
             stack,
-            check,
-            program,
-        } => {
-            if program {
-                render::print_program(&root, stack.as_deref())
-            } else {
-                render::run(&root, stack.as_deref(), check)
-            }
-        }
+            program: true,
+            ..
+        } => render::print_program(root, stack.as_deref()),
+        Command::Render { stack, check, .. } => render::run(root, stack.as_deref(), check),
         Command::Local {
             action,
             stack,
             events,
         } => block_on(async {
             match action {
-                None => local::run(&root, &stack, events).await,
-                Some(LocalAction::Up { port }) => local::up(&root, &stack, port).await,
-                Some(LocalAction::Down) => local::down(&root),
-                Some(LocalAction::Serve) => local::serve(&root, &stack).await,
-                Some(LocalAction::Send { file }) => {
-                    let outputs = outputs::Outputs::read(&outputs::local_path(&root))?;
-                    local::send(&outputs, &file).await
-                }
+                None => local::run(root, &stack, events).await,
+                Some(LocalAction::Up { port }) => local::up(root, &stack, port).await,
+                Some(LocalAction::Down) => local::down(root),
+                Some(LocalAction::Serve) => local::serve(root, &stack).await,
+                Some(LocalAction::Send { file }) => local::send(root, &file).await,
                 Some(LocalAction::Query {
                     symbol,
                     exchange,
                     since,
                     limit,
                 }) => {
-                    let outputs = outputs::Outputs::read(&outputs::local_path(&root))?;
-                    let clients = scenario::Clients::for_stack(&outputs).await;
                     let query = local::Query {
                         symbol,
                         exchange,
@@ -276,9 +262,7 @@ fn run(cli: Cli) -> Result<()> {
                         limit,
                         event_type: None,
                     };
-                    let rows = local::query(&clients, &outputs, &query).await?;
-                    local::print_rows(&rows);
-                    Ok(())
+                    local::query_command(root, &query).await
                 }
             }
         }),
@@ -293,11 +277,15 @@ fn run(cli: Cli) -> Result<()> {
             faults,
             redeliver_rate,
         } => {
-            if !local && (faults > 0.0 || redeliver_rate > 0.0) {
-                anyhow::bail!(
-                    "--faults and --redeliver-rate need --local: they act on the local runner"
-                );
-            }
+            let target = match (local, outputs, stack) {
+                (true, _, stack) => e2e::Target::Local(stack.unwrap_or_else(|| "dev".into())),
+                (false, Some(path), _) => e2e::Target::Outputs(path),
+                (false, None, Some(stack)) => e2e::Target::Deployed(stack),
+                (false, None, None) => anyhow::bail!(
+                    "say where to run: --local (a fresh local stack), --stack S (a deployed \
+                     stack) or --outputs FILE"
+                ),
+            };
             let options = e2e::Options {
                 events,
                 faults,
@@ -306,58 +294,30 @@ fn run(cli: Cli) -> Result<()> {
                 double_deliveries,
                 timeout: Duration::from_secs(timeout),
             };
-            block_on(async {
-                match (local, outputs, stack) {
-                    (true, _, stack) => {
-                        e2e::run_local(&root, stack.as_deref().unwrap_or("dev"), &options).await
-                    }
-                    (false, Some(path), _) => e2e::run_outputs(&path, &options).await,
-                    (false, None, Some(stack)) => {
-                        let source = deployed::Source::Stack(stack);
-                        let (outputs, path) = deployed::load(&root, &source).await?;
-                        if options.double_deliveries > 0 && outputs.delivery_queue_url.is_none() {
-                            anyhow::bail!(
-                                "a deployed stack offers no direct path to the processor for \
-                                 double deliveries: pass --double-deliveries 0"
-                            );
-                        }
-                        e2e::run_outputs(&path, &options).await
-                    }
-                    (false, None, None) => anyhow::bail!(
-                        "say where to run: --local (a fresh local stack), --stack S (a deployed \
-                         stack) or --outputs FILE"
-                    ),
-                }
-            })
+            block_on(e2e::run(root, &target, &options))
         }
-        Command::Bench { quick } => block_on(bench::run(&root, &bench::Options { quick })),
-        Command::Build { arch } => {
-            let built = build::run(&root, arch)?;
-            build::print(&built);
-            Ok(())
-        }
-        Command::VerifyPackage => block_on(verify::run(&root)),
-        Command::Preview { stack, no_build } => deploy::run(
-            &root,
-            &stack,
-            deploy::Action::Preview,
-            &deploy::Options {
+        Command::Bench { quick } => block_on(bench::run(root, &bench::Options { quick })),
+        Command::Build { arch } => build::run(root, arch).map(|built| build::print(&built)),
+        Command::VerifyPackage => block_on(verify::run(root)),
+        Command::Preview { stack, no_build } => {
+            let options = deploy::Options {
                 yes: false,
                 no_build,
-            },
-        ),
+            };
+            deploy::run(root, &stack, deploy::Action::Preview, &options)
+        }
         Command::Deploy {
             stack,
             yes,
             no_build,
         } => deploy::run(
-            &root,
+            root,
             &stack,
             deploy::Action::Deploy,
             &deploy::Options { yes, no_build },
         ),
         Command::Destroy { stack, yes } => deploy::run(
-            &root,
+            root,
             &stack,
             deploy::Action::Destroy,
             &deploy::Options {
@@ -366,7 +326,7 @@ fn run(cli: Cli) -> Result<()> {
             },
         ),
         Command::Outputs { stack } => deploy::run(
-            &root,
+            root,
             &stack,
             deploy::Action::Outputs,
             &deploy::Options {
@@ -380,8 +340,7 @@ fn run(cli: Cli) -> Result<()> {
             file,
         } => block_on(async {
             let source = deployed::Source::from_args(stack, outputs)?;
-            let (outputs, _) = deployed::load(&root, &source).await?;
-            local::send(&outputs, &file).await
+            publish::send_to(root, &source, &file).await
         }),
         Command::Dlq {
             stack,
@@ -389,39 +348,7 @@ fn run(cli: Cli) -> Result<()> {
             redrive,
         } => block_on(async {
             let source = deployed::Source::from_args(stack, outputs)?;
-            let (outputs, _) = deployed::load(&root, &source).await?;
-            let clients = scenario::Clients::for_stack(&outputs).await;
-            if !redrive {
-                let letters = dlq::list(&clients.sqs, &outputs.dlq_url).await?;
-                dlq::print(&outputs.dlq_url, &letters);
-                return Ok(());
-            }
-            let stored = dlq::StoredCheck {
-                dynamodb: &clients.dynamodb,
-                market_data_table: &outputs.market_data_table_name,
-            };
-            let done = dlq::redrive(
-                &clients.sqs,
-                &clients.events,
-                &outputs.dlq_url,
-                &outputs.event_bus_name,
-                &stored,
-            )
-            .await?;
-            println!(
-                "redrive to {}: {} events published again, {} already stored, {} messages deleted",
-                outputs.event_bus_name, done.published, done.already_stored, done.deleted
-            );
-            for (message, why) in &done.kept {
-                println!("  kept {message}: {why}");
-            }
-            if !done.kept.is_empty() {
-                anyhow::bail!(
-                    "{} messages could not be redriven and stay in the DLQ",
-                    done.kept.len()
-                );
-            }
-            Ok(())
+            dlq::run(root, &source, redrive).await
         }),
         Command::Cost {
             stack,
@@ -430,13 +357,9 @@ fn run(cli: Cli) -> Result<()> {
             trade_percent,
             rejected_percent,
         } => {
-            let config = stack::StackConfig::load(&root, &stack)?;
-            let model = model::Model::from_stack(&config);
             let traffic =
                 cost::Traffic::new(events_per_day, duration_ms, trade_percent, rejected_percent)?;
-            let estimate = cost::estimate(&config, &model, &traffic);
-            cost::print(&stack, &config, &traffic, &estimate, duration_ms.is_none());
-            Ok(())
+            cost::run(root, &stack, &traffic)
         }
     }
 }

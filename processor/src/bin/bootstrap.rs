@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use processor::{Processor, Settings, handle, metrics, telemetry};
+use names::Settings;
+use processor::{Processor, handle, metrics, telemetry};
 use serde_json::value::RawValue;
 
 /// Variables the Lambda service sets; lambda_runtime panics without them, so check first.

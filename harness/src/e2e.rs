@@ -1,0 +1,281 @@
+//! `cargo xtask e2e`: the scenario engine against the local stack or a stack's outputs.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use chrono::Utc;
+use tokio::sync::watch;
+
+use crate::faults::FaultProxy;
+use crate::local::runner::RunnerStats;
+use crate::local::{self, LocalStack};
+use crate::scenario::{self, Clients, Published};
+use crate::session::{self, Expect};
+use infra::outputs::Outputs;
+
+pub struct Options {
+    pub events: usize,
+    /// Events per second to publish; `None` for as fast as the bus takes them.
+    pub rate: Option<f64>,
+    pub double_deliveries: usize,
+    pub timeout: Duration,
+    /// Share (0–1) of the processor's DynamoDB calls answered with a fault (local stack only).
+    pub faults: f64,
+    /// Share (0–1) of events the local runner delivers a second time.
+    pub redeliver_rate: f64,
+}
+
+/// A latency fault holds an answer past the processor's per-attempt timeout.
+const FAULT_LATENCY: Duration = Duration::from_millis(2_500);
+const FAULT_WORKERS: usize = 16;
+
+/// Where the scenario runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A fresh local stack shaped by this stack's config.
+    Local(String),
+    /// The stack these outputs describe.
+    Outputs(PathBuf),
+    /// A deployed stack, its outputs from pulumi.
+    Deployed(String),
+}
+
+/// `cargo xtask e2e`: the scenario against `target`.
+pub async fn run(root: &Path, target: &Target, options: &Options) -> Result<()> {
+    let local = matches!(target, Target::Local(_));
+    if !local && (options.faults > 0.0 || options.redeliver_rate > 0.0) {
+        bail!("--faults and --redeliver-rate need --local: they act on the local runner");
+    }
+    match target {
+        Target::Local(stack) => run_local(root, stack, options).await,
+        Target::Outputs(path) => run_outputs(path, options).await,
+        Target::Deployed(stack) => {
+            let source = crate::aws::deployed::Source::Stack(stack.clone());
+            let (outputs, path) = crate::aws::deployed::load(root, &source).await?;
+            if options.double_deliveries > 0 && outputs.delivery_queue_url.is_none() {
+                bail!(
+                    "a deployed stack offers no direct path to the processor for double \
+                     deliveries: pass --double-deliveries 0"
+                );
+            }
+            run_outputs(&path, options).await
+        }
+    }
+}
+
+/// `e2e --local`: a fresh local stack with its runner, the scenario, then everything stopped.
+pub async fn run_local(root: &Path, stack: &str, options: &Options) -> Result<()> {
+    let local = LocalStack::start(root, stack).await?;
+    println!("local stack on {}", local.moto.endpoint);
+    let redeliver_per_mille = (options.redeliver_rate.clamp(0.0, 1.0) * 1000.0).round() as u32;
+    let mut proxy = None;
+    let runner = if options.faults > 0.0 {
+        let faults =
+            FaultProxy::start(&local.moto.endpoint, options.faults, FAULT_LATENCY, 7).await?;
+        // The processor's own timeouts and retries, as deployed: the point is to see them
+        // hold up, not the tool's patient ones.
+        let config = faults.processor_loader().load().await;
+        println!(
+            "injecting faults into {:.0}% of the processor's DynamoDB calls via {}",
+            options.faults * 100.0,
+            faults.endpoint
+        );
+        let mut runner = local.runner_with(
+            redeliver_per_mille,
+            processor::aws::dynamodb_client(&config),
+        )?;
+        // Injected latency and backoff keep invocations waiting, not working: Lambda would
+        // run more of them at once, and so does the runner.
+        runner.workers = FAULT_WORKERS;
+        // And the deadline of a deployed invocation, from the stack's Lambda timeout.
+        runner.budget = Some(names::limits::invocation_budget(Duration::from_secs(
+            u64::from(local.model.function.timeout_seconds),
+        )));
+        proxy = Some(faults);
+        runner
+    } else {
+        local.runner(redeliver_per_mille)?
+    };
+    let stats = runner.stats.clone();
+    let (stop, stopped) = watch::channel(false);
+    let runner_task = tokio::spawn(runner.run(stopped));
+    let result = run_scenario(&local.outputs, options, Some(&stats)).await;
+    let _ = stop.send(true);
+    runner_task.await.context("runner task")??;
+    println!(
+        "  processor invocations        {:>8}  (failed attempts {}, redelivered {}, dead-lettered {})",
+        RunnerStats::get(&stats.invocations),
+        RunnerStats::get(&stats.failed_attempts),
+        RunnerStats::get(&stats.redelivered),
+        RunnerStats::get(&stats.dead_lettered)
+    );
+    if let Some(proxy) = &proxy {
+        println!("  fault proxy: {}", proxy.stats.summary());
+    }
+    result
+}
+
+/// `e2e --outputs FILE`: the scenario against whatever stack the outputs describe.
+pub async fn run_outputs(path: &Path, options: &Options) -> Result<()> {
+    let mut outputs = Outputs::read(path)?;
+    if outputs.region.is_none() {
+        outputs.region = crate::aws::deployed::region_from_arn(&outputs.event_bus_arn);
+    }
+    run_scenario(&outputs, options, None).await
+}
+
+/// `runner`: the in-process runner of a local stack, whose queue is drained before the tables
+/// are read.
+async fn run_scenario(
+    outputs: &Outputs,
+    options: &Options,
+    runner: Option<&RunnerStats>,
+) -> Result<()> {
+    if options.double_deliveries > 0 && outputs.delivery_queue_url.is_none() {
+        bail!(
+            "double delivery needs a direct path to the processor, which only the local stack \
+             has (no delivery_queue_url in the outputs); pass --double-deliveries 0"
+        );
+    }
+    let clients = Clients::for_stack(outputs).await;
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    let end = Utc::now() - chrono::Duration::minutes(1);
+    let since = Utc::now() - chrono::Duration::seconds(1);
+    // The run id is an unknown detail field: kept with each record, and it makes this run's
+    // trades distinct from any earlier run's, so only this run's duplicates are duplicates.
+    let seed = u64::from_str_radix(&run_id[..8], 16).unwrap_or(1);
+    let events: Vec<session::SampleEvent> = session::session(options.events, seed, end)
+        .into_iter()
+        .map(|mut e| {
+            if let Some(rest) = e.detail.strip_prefix('{') {
+                e.detail = format!(r#"{{"e2e_run":"{run_id}",{rest}"#);
+            }
+            e
+        })
+        .collect();
+    println!(
+        "run {run_id}: publishing {} events to {}",
+        events.len(),
+        outputs.event_bus_name
+    );
+    let mut published = match runner {
+        Some(stats) => {
+            local::publish_with_backpressure(&clients, &outputs.event_bus_name, &events, stats)
+                .await?
+        }
+        None => {
+            scenario::publish_paced(
+                &clients,
+                &outputs.event_bus_name,
+                &events,
+                options.rate,
+                |_| {},
+            )
+            .await?
+        }
+    };
+    published
+        .extend(double_deliveries(&clients, outputs, &run_id, options.double_deliveries).await?);
+    if let Some(stats) = runner {
+        local::drain(&clients, outputs, stats, published.len()).await?;
+    }
+
+    let window = (
+        end - chrono::Duration::minutes(392),
+        Utc::now() + chrono::Duration::minutes(1),
+    );
+    let report = scenario::account(
+        &clients,
+        outputs,
+        &published,
+        since,
+        window,
+        options.timeout,
+        |settled, total| println!("  accounted for {settled}/{total}"),
+    )
+    .await?;
+    println!("\ne2e run {run_id}");
+    print!("{}", report.table());
+    if report.dead_lettered > 0 {
+        for letter in scenario::peek_dlq(&clients, &outputs.dlq_url)
+            .await?
+            .iter()
+            .take(3)
+        {
+            println!(
+                "  in the DLQ: {}: {}",
+                letter.event_id.as_deref().unwrap_or("?"),
+                letter.error
+            );
+        }
+    }
+    if options.double_deliveries > 0 && report.redeliveries_absorbed < options.double_deliveries {
+        bail!(
+            "{} events were delivered twice but only {} second deliveries were recorded as DUPLICATE",
+            options.double_deliveries,
+            report.redeliveries_absorbed
+        );
+    }
+    if !report.ok() {
+        bail!(
+            "e2e failed: {} lost, {} stored twice, {} unexpected outcomes",
+            report.lost,
+            report.stored_twice,
+            report.unexpected.len()
+        );
+    }
+    Ok(())
+}
+
+/// Hands the same event to the processor twice, as EventBridge and Lambda may. On the local
+/// stack that means two messages on the queue the runner reads.
+async fn double_deliveries(
+    clients: &Clients,
+    outputs: &Outputs,
+    run_id: &str,
+    count: usize,
+) -> Result<Vec<Published>> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let Some(queue) = &outputs.delivery_queue_url else {
+        bail!("double delivery needs the local stack's delivery queue");
+    };
+    let mut published = Vec::with_capacity(count);
+    let symbol = format!("TWICE-{}", run_id.to_uppercase());
+    for n in 0..count {
+        let id = format!("e2e-{run_id}-twice-{n}");
+        let time = Utc::now();
+        let event = serde_json::json!({
+            "version": "0",
+            "id": id,
+            "detail-type": names::MARKET_QUOTE,
+            "source": names::DEFAULT_SOURCE,
+            "account": "123456789012",
+            "time": processor::event::format_timestamp(time),
+            "region": outputs.region.clone().unwrap_or_default(),
+            "resources": [],
+            "detail": {"e2e_run": run_id, "exchange": "E2E", "symbol": symbol, "bid": "10.01", "ask": "10.02"}
+        })
+        .to_string();
+        for _ in 0..2 {
+            clients
+                .sqs
+                .send_message()
+                .queue_url(queue)
+                .message_body(&event)
+                .send()
+                .await
+                .map_err(|e| crate::aws::sdk_error("SendMessage", e))?;
+        }
+        published.push(Published {
+            id,
+            expect: Expect::Stored,
+            group: None,
+            symbol: Some(symbol.clone()),
+            put_at: time,
+        });
+    }
+    Ok(published)
+}

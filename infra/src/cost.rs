@@ -1,0 +1,551 @@
+//! `cargo xtask cost --stack S --events-per-day N`: a monthly cost estimate for one stack from its
+//! config, the processor's writes per event, and list prices stated with their source and date.
+
+use crate::model::Model;
+use crate::stack::{Architecture, BillingMode, LogLevel, StackConfig};
+
+/// A month as AWS prices it: 730 hours.
+const DAYS_PER_MONTH: f64 = 730.0 / 24.0;
+const KIB: f64 = 1024.0;
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// A unit price and where it is published.
+#[derive(Debug, Clone, Copy)]
+pub struct Price {
+    pub usd: f64,
+    pub per: &'static str,
+    pub page: &'static str,
+}
+
+/// us-east-1 on-demand list prices, as published on the pages named, reviewed on this date.
+/// Free tiers are left out: they belong to an account, not to a stack.
+pub const PRICES_REVIEWED: &str = "2026-11-25";
+
+pub const EVENTBRIDGE_CUSTOM_EVENTS: Price = Price {
+    usd: 1.00,
+    per: "per million custom events (each entry up to 64 KB)",
+    page: "https://aws.amazon.com/eventbridge/pricing/",
+};
+pub const LAMBDA_REQUESTS: Price = Price {
+    usd: 0.20,
+    per: "per million requests",
+    page: "https://aws.amazon.com/lambda/pricing/",
+};
+pub const LAMBDA_ARM64_GB_SECOND: Price = Price {
+    usd: 0.000_013_333_4,
+    per: "per GB-second, arm64 (first 7.5 billion GB-s a month)",
+    page: "https://aws.amazon.com/lambda/pricing/",
+};
+pub const LAMBDA_X86_64_GB_SECOND: Price = Price {
+    usd: 0.000_016_666_7,
+    per: "per GB-second, x86_64 (first 6 billion GB-s a month)",
+    page: "https://aws.amazon.com/lambda/pricing/",
+};
+pub const DYNAMODB_ON_DEMAND_WRITES: Price = Price {
+    usd: 0.625,
+    per: "per million write request units, on-demand (price since 2024-11-01)",
+    page: "https://aws.amazon.com/dynamodb/pricing/on-demand/",
+};
+pub const DYNAMODB_PROVISIONED_WCU: Price = Price {
+    usd: 0.000_65,
+    per: "per write capacity unit-hour, provisioned",
+    page: "https://aws.amazon.com/dynamodb/pricing/provisioned/",
+};
+pub const DYNAMODB_PROVISIONED_RCU: Price = Price {
+    usd: 0.000_13,
+    per: "per read capacity unit-hour, provisioned",
+    page: "https://aws.amazon.com/dynamodb/pricing/provisioned/",
+};
+pub const DYNAMODB_STORAGE: Price = Price {
+    usd: 0.25,
+    per: "per GB-month, Standard table class (tables and indexes)",
+    page: "https://aws.amazon.com/dynamodb/pricing/on-demand/",
+};
+pub const DYNAMODB_PITR: Price = Price {
+    usd: 0.20,
+    per: "per GB-month of table size, point-in-time recovery",
+    page: "https://aws.amazon.com/dynamodb/pricing/on-demand/",
+};
+pub const LOGS_INGESTION: Price = Price {
+    usd: 0.50,
+    per: "per GB ingested, Standard log class",
+    page: "https://aws.amazon.com/cloudwatch/pricing/",
+};
+pub const LOGS_STORAGE: Price = Price {
+    usd: 0.03,
+    per: "per GB-month archived",
+    page: "https://aws.amazon.com/cloudwatch/pricing/",
+};
+pub const CUSTOM_METRICS: Price = Price {
+    usd: 0.30,
+    per: "per custom metric-month (first 10,000)",
+    page: "https://aws.amazon.com/cloudwatch/pricing/",
+};
+pub const ALARM_STANDARD: Price = Price {
+    usd: 0.10,
+    per: "per standard-resolution alarm-month",
+    page: "https://aws.amazon.com/cloudwatch/pricing/",
+};
+pub const ALARM_HIGH_RESOLUTION: Price = Price {
+    usd: 0.30,
+    per: "per high-resolution alarm-month (period under 60 s)",
+    page: "https://aws.amazon.com/cloudwatch/pricing/",
+};
+
+/// Item sizes the processor writes (attribute names and values together).
+const RECORD_KB: f64 = 0.5;
+const GUARD_KB: f64 = 0.2;
+const AUDIT_KB: f64 = 0.4;
+/// A REJECTED audit entry carries the raw event: assumed to stay within 1 KB.
+const REJECTED_AUDIT_KB: f64 = 1.0;
+/// DynamoDB bills 100 bytes of overhead per stored item, in the table and in each index copy.
+const ITEM_OVERHEAD_BYTES: f64 = 100.0;
+/// Metrics the processor's EMF line declares (processor/src/metrics.rs): five metrics under one
+/// dimension set, `Environment`.
+const EMF_METRICS: u32 = 5;
+/// Platform lines (START, END, REPORT, about 0.35 KB), the EMF line (about 0.45 KB) and, at
+/// `info` and below, the processor's outcome line (about 0.4 KB); `debug` adds about 0.6 KB.
+fn log_kb_per_invocation(level: LogLevel) -> f64 {
+    match level {
+        LogLevel::Trace | LogLevel::Debug => 1.8,
+        LogLevel::Info => 1.2,
+        LogLevel::Warn | LogLevel::Error => 0.8,
+    }
+}
+
+/// What the estimate assumes about the traffic.
+#[derive(Debug, Clone, Copy)]
+pub struct Traffic {
+    pub events_per_day: u64,
+    /// Billed duration of one invocation.
+    pub duration_ms: f64,
+    /// Whether `duration_ms` is [`ASSUMED_DURATION_MS`] rather than a measured value.
+    pub duration_assumed: bool,
+    /// Share of valid events that are trades with a `trade_id` (each writes a guard item).
+    pub trade_share: f64,
+    /// Share of events rejected by validation.
+    pub rejected_share: f64,
+}
+
+/// Duration per invocation until a benchmark measures it: a warm invocation that decodes one
+/// event and writes up to three small items with plain PutItem calls.
+pub const ASSUMED_DURATION_MS: f64 = 20.0;
+
+impl Traffic {
+    /// From the command line's numbers, percentages as given there.
+    pub fn new(
+        events_per_day: u64,
+        duration_ms: Option<f64>,
+        trade_percent: f64,
+        rejected_percent: f64,
+    ) -> anyhow::Result<Traffic> {
+        for (name, value) in [
+            ("--trade-percent", trade_percent),
+            ("--rejected-percent", rejected_percent),
+        ] {
+            if !(0.0..=100.0).contains(&value) {
+                anyhow::bail!("{name} {value} is not a percentage between 0 and 100");
+            }
+        }
+        let duration_assumed = duration_ms.is_none();
+        let duration_ms = duration_ms.unwrap_or(ASSUMED_DURATION_MS);
+        if !(duration_ms > 0.0 && duration_ms <= 900_000.0) {
+            anyhow::bail!(
+                "--duration-ms {duration_ms} is not between 0 and Lambda's 900000 ms limit"
+            );
+        }
+        Ok(Traffic {
+            events_per_day,
+            duration_ms,
+            duration_assumed,
+            trade_share: trade_percent / 100.0,
+            rejected_share: rejected_percent / 100.0,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub item: String,
+    pub quantity: String,
+    pub price: Price,
+    pub monthly_usd: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Estimate {
+    pub lines: Vec<Line>,
+    pub notes: Vec<String>,
+}
+
+impl Estimate {
+    pub fn total(&self) -> f64 {
+        self.lines.iter().map(|l| l.monthly_usd).sum()
+    }
+}
+
+fn millions(n: f64) -> String {
+    format!("{:.2} M", n / 1e6)
+}
+
+/// `5000000` as `5,000,000`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A unit price with its significant digits and at least cents: `1.00`, `0.625`, `0.0000133334`.
+fn usd(value: f64) -> String {
+    let text = format!("{value:.10}");
+    let trimmed = text.trim_end_matches('0');
+    let decimals = trimmed.split('.').nth(1).map_or(0, str::len);
+    if decimals < 2 {
+        format!("{value:.2}")
+    } else {
+        trimmed.to_string()
+    }
+}
+
+fn line(item: impl Into<String>, quantity: String, price: Price, units: f64) -> Line {
+    Line {
+        item: item.into(),
+        quantity,
+        price,
+        monthly_usd: units * price.usd,
+    }
+}
+
+/// Write request units of one item: one per started KB.
+fn write_units(kb: f64) -> f64 {
+    kb.ceil().max(1.0)
+}
+
+fn stored_gib(items: f64, kb: f64, copies: f64) -> f64 {
+    items * (kb * KIB + ITEM_OVERHEAD_BYTES) * copies / GIB
+}
+
+pub fn estimate(config: &StackConfig, model: &Model, traffic: &Traffic) -> Estimate {
+    let mut lines = Vec::new();
+    let mut notes = Vec::new();
+    let events_month = traffic.events_per_day as f64 * DAYS_PER_MONTH;
+    let rejected = events_month * traffic.rejected_share;
+    let valid = events_month - rejected;
+    let trades = valid * traffic.trade_share;
+    // Every index of both tables projects all attributes, so each item the index covers is
+    // written and stored once more per index. Guard items have no symbol or exchange and stay
+    // out of the market-data indexes.
+    let market_indexes = model.tables[0].indexes.len() as f64;
+    let audit_indexes = model.tables[1].indexes.len() as f64;
+
+    lines.push(line(
+        "EventBridge custom events",
+        millions(events_month),
+        EVENTBRIDGE_CUSTOM_EVENTS,
+        events_month / 1e6,
+    ));
+
+    lines.push(line(
+        "Lambda requests",
+        millions(events_month),
+        LAMBDA_REQUESTS,
+        events_month / 1e6,
+    ));
+    let gb_seconds = events_month * traffic.duration_ms.ceil() / 1000.0
+        * f64::from(config.lambda.memory_mb)
+        / 1024.0;
+    let duration_price = match config.lambda.architecture {
+        Architecture::Arm64 => LAMBDA_ARM64_GB_SECOND,
+        Architecture::X86_64 => LAMBDA_X86_64_GB_SECOND,
+    };
+    lines.push(line(
+        format!(
+            "Lambda duration ({} MB x {} ms)",
+            config.lambda.memory_mb,
+            traffic.duration_ms.ceil()
+        ),
+        format!("{} GB-s", thousands(gb_seconds.round() as u64)),
+        duration_price,
+        gb_seconds,
+    ));
+
+    let market_writes =
+        valid * write_units(RECORD_KB) * (1.0 + market_indexes) + trades * write_units(GUARD_KB);
+    let audit_writes = valid * write_units(AUDIT_KB) * (1.0 + audit_indexes)
+        + rejected * write_units(REJECTED_AUDIT_KB) * (1.0 + audit_indexes);
+    match config.dynamodb.billing_mode {
+        BillingMode::PayPerRequest => {
+            for (table, writes) in [
+                (&model.tables[0].name, market_writes),
+                (&model.tables[1].name, audit_writes),
+            ] {
+                lines.push(line(
+                    format!("DynamoDB writes, {table} (with indexes)"),
+                    format!("{} WRU", millions(writes)),
+                    DYNAMODB_ON_DEMAND_WRITES,
+                    writes / 1e6,
+                ));
+            }
+        }
+        BillingMode::Provisioned => {
+            let read = f64::from(config.dynamodb.read_capacity.unwrap_or(0));
+            let write = f64::from(config.dynamodb.write_capacity.unwrap_or(0));
+            // Capacity is set per table and per index.
+            let holders = 2.0 + market_indexes + audit_indexes;
+            let hours = 730.0;
+            lines.push(line(
+                "DynamoDB provisioned writes",
+                format!("{write} WCU x {holders} tables and indexes x {hours} h"),
+                DYNAMODB_PROVISIONED_WCU,
+                write * holders * hours,
+            ));
+            lines.push(line(
+                "DynamoDB provisioned reads",
+                format!("{read} RCU x {holders} tables and indexes x {hours} h"),
+                DYNAMODB_PROVISIONED_RCU,
+                read * holders * hours,
+            ));
+            let seconds = DAYS_PER_MONTH * 86_400.0;
+            let needed = (market_writes / (1.0 + market_indexes)).max(audit_writes) / seconds;
+            if needed > write {
+                notes.push(format!(
+                    "the average write rate needs {needed:.0} WCU per table; {write} are provisioned, so writes will throttle"
+                ));
+            }
+        }
+    }
+
+    // TTL keeps each item for ttl_days; expired items are deleted for free.
+    let days = f64::from(config.dynamodb.ttl_days);
+    let per_day = |monthly: f64| monthly / DAYS_PER_MONTH * days;
+    let market_table =
+        stored_gib(per_day(valid), RECORD_KB, 1.0) + stored_gib(per_day(trades), GUARD_KB, 1.0);
+    let market_gib = market_table + stored_gib(per_day(valid), RECORD_KB, market_indexes);
+    let audit_table = stored_gib(per_day(valid), AUDIT_KB, 1.0)
+        + stored_gib(per_day(rejected), REJECTED_AUDIT_KB, 1.0);
+    let audit_gib = audit_table * (1.0 + audit_indexes);
+    lines.push(line(
+        format!(
+            "DynamoDB storage, both tables and indexes ({} d TTL)",
+            config.dynamodb.ttl_days
+        ),
+        format!("{:.2} GB", market_gib + audit_gib),
+        DYNAMODB_STORAGE,
+        market_gib + audit_gib,
+    ));
+    if config.dynamodb.point_in_time_recovery {
+        lines.push(line(
+            "DynamoDB point-in-time recovery",
+            format!("{:.2} GB", market_table + audit_table),
+            DYNAMODB_PITR,
+            market_table + audit_table,
+        ));
+    }
+
+    let log_gb_month = events_month * log_kb_per_invocation(config.lambda.log_level) * KIB / GIB;
+    lines.push(line(
+        format!(
+            "CloudWatch Logs ingestion (LOG_LEVEL {})",
+            config.lambda.log_level.as_str()
+        ),
+        format!("{log_gb_month:.2} GB"),
+        LOGS_INGESTION,
+        log_gb_month,
+    ));
+    let retained = log_gb_month / DAYS_PER_MONTH * f64::from(config.logs.retention_days);
+    lines.push(line(
+        format!(
+            "CloudWatch Logs storage ({} d retention)",
+            config.logs.retention_days
+        ),
+        format!("{retained:.2} GB"),
+        LOGS_STORAGE,
+        retained,
+    ));
+    lines.push(line(
+        "CloudWatch custom metrics (EMF)",
+        format!("{EMF_METRICS} metrics"),
+        CUSTOM_METRICS,
+        f64::from(EMF_METRICS),
+    ));
+    let alarm_price = if config.alarms.period_seconds < 60 {
+        ALARM_HIGH_RESOLUTION
+    } else {
+        ALARM_STANDARD
+    };
+    lines.push(line(
+        "CloudWatch alarms",
+        format!("{} alarms", model.alarms.len()),
+        alarm_price,
+        model.alarms.len() as f64,
+    ));
+
+    if config.region != "us-east-1" {
+        notes.push(format!(
+            "prices are us-east-1's; {} may differ (see the pages below)",
+            config.region
+        ));
+    }
+    notes.push(
+        "not counted: free tiers, cold-start init time, retries, DLQ and SNS traffic (cents), \
+         reads by operators, log compression (storage is counted uncompressed, an upper bound)"
+            .to_string(),
+    );
+    Estimate { lines, notes }
+}
+
+/// `cargo xtask cost --stack S ...`: the estimate of stack `stack` at `traffic`, printed.
+pub fn run(root: &std::path::Path, stack: &str, traffic: &Traffic) -> anyhow::Result<()> {
+    let config = StackConfig::load(root, stack)?;
+    let model = Model::from_stack(&config);
+    let estimate = estimate(&config, &model, traffic);
+    print(stack, &config, traffic, &estimate);
+    Ok(())
+}
+
+pub fn print(stack: &str, config: &StackConfig, traffic: &Traffic, estimate: &Estimate) {
+    let duration_assumed = traffic.duration_assumed;
+    println!(
+        "monthly cost estimate for stack {stack} ({}, Lambda {} {} MB, DynamoDB {})",
+        config.region,
+        config.lambda.architecture.as_str(),
+        config.lambda.memory_mb,
+        config.dynamodb.billing_mode.as_str()
+    );
+    println!(
+        "  {} events/day = {:.1} M events/month (730 h); {:.0}% of valid events are trades with a \
+         trade_id, {:.1}% rejected",
+        thousands(traffic.events_per_day),
+        traffic.events_per_day as f64 * DAYS_PER_MONTH / 1e6,
+        traffic.trade_share * 100.0,
+        traffic.rejected_share * 100.0
+    );
+    println!(
+        "  per event: a valid one writes a record ({RECORD_KB} KB) and an audit entry \
+         ({AUDIT_KB} KB), a trade also a guard ({GUARD_KB} KB); a rejected one an audit entry with \
+         the raw event (up to {REJECTED_AUDIT_KB} KB); plain PutItem, 1 WRU per item up to 1 KB"
+    );
+    println!(
+        "  invocation duration {} ms{}\n",
+        traffic.duration_ms,
+        if duration_assumed {
+            " (assumed: pass --duration-ms with a measured value)"
+        } else {
+            ""
+        }
+    );
+    println!("  {:<52} {:>20} {:>12}", "item", "per month", "USD/month");
+    for l in &estimate.lines {
+        println!(
+            "  {:<52} {:>20} {:>12.2}",
+            l.item, l.quantity, l.monthly_usd
+        );
+    }
+    println!("  {:<52} {:>20} {:>12.2}", "total", "", estimate.total());
+    for note in &estimate.notes {
+        println!("\n  note: {note}");
+    }
+    println!("\nunit prices (us-east-1 list prices, reviewed {PRICES_REVIEWED}):");
+    let mut seen = Vec::new();
+    for l in &estimate.lines {
+        let key = (l.price.per, l.price.page);
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        println!("  ${} {}  {}", usd(l.price.usd), l.price.per, l.price.page);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stack(name: &str) -> StackConfig {
+        StackConfig::load(&crate::workspace_root(), name).expect("committed stack")
+    }
+
+    fn traffic(events_per_day: u64) -> Traffic {
+        Traffic {
+            events_per_day,
+            duration_ms: 20.0,
+            duration_assumed: false,
+            trade_share: 0.4,
+            rejected_share: 0.02,
+        }
+    }
+
+    fn cost_of(estimate: &Estimate, prefix: &str) -> f64 {
+        estimate
+            .lines
+            .iter()
+            .filter(|l| l.item.starts_with(prefix))
+            .map(|l| l.monthly_usd)
+            .sum()
+    }
+
+    #[test]
+    fn prod_at_five_million_events_a_day_adds_up() {
+        let config = stack("prod");
+        let model = Model::from_stack(&config);
+        let e = estimate(&config, &model, &traffic(5_000_000));
+        let events = 5e6 * 730.0 / 24.0;
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-6 * b.max(1.0);
+        assert!(close(cost_of(&e, "EventBridge"), events / 1e6 * 1.00));
+        assert!(close(cost_of(&e, "Lambda requests"), events / 1e6 * 0.20));
+        // 1024 MB x 20 ms = 0.02 GB-s per event, at the arm64 price.
+        assert!(close(
+            cost_of(&e, "Lambda duration"),
+            events * 0.02 * 0.000_013_333_4
+        ));
+        // Per valid event: record + 2 index copies + audit + 1 index copy = 5 WRU, a trade one
+        // more for its guard; per rejected event: audit + 1 index copy.
+        let valid = events * 0.98;
+        let wru = valid * 5.0 + valid * 0.4 + events * 0.02 * 2.0;
+        assert!(close(cost_of(&e, "DynamoDB writes"), wru / 1e6 * 0.625));
+        assert!(cost_of(&e, "DynamoDB point-in-time") > 0.0, "prod has PITR");
+        assert!(cost_of(&e, "CloudWatch alarms") > 0.0);
+        assert!(close(cost_of(&e, "CloudWatch custom"), 1.5));
+        let sum: f64 = e.lines.iter().map(|l| l.monthly_usd).sum();
+        assert!(close(e.total(), sum));
+    }
+
+    #[test]
+    fn storage_follows_the_ttl_and_dev_has_no_pitr() {
+        let dev = stack("dev");
+        let model = Model::from_stack(&dev);
+        let short = estimate(&dev, &model, &traffic(1_000_000));
+        let mut longer = dev.clone();
+        longer.dynamodb.ttl_days *= 2;
+        let long = estimate(&longer, &Model::from_stack(&longer), &traffic(1_000_000));
+        let storage = |e: &Estimate| cost_of(e, "DynamoDB storage");
+        assert!((storage(&long) / storage(&short) - 2.0).abs() < 1e-9);
+        assert_eq!(cost_of(&short, "DynamoDB point-in-time"), 0.0);
+    }
+
+    #[test]
+    fn numbers_print_the_way_prices_are_quoted() {
+        assert_eq!(usd(1.0), "1.00");
+        assert_eq!(usd(0.2), "0.20");
+        assert_eq!(usd(0.625), "0.625");
+        assert_eq!(usd(0.000_013_333_4), "0.0000133334");
+        assert_eq!(thousands(5_000_000), "5,000,000");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(0), "0");
+    }
+
+    #[test]
+    fn every_price_names_its_page() {
+        let config = stack("prod");
+        let e = estimate(&config, &Model::from_stack(&config), &traffic(1));
+        for l in &e.lines {
+            assert!(l.price.page.starts_with("https://aws.amazon.com/"), "{l:?}");
+        }
+    }
+}

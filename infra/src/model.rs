@@ -1,0 +1,658 @@
+//! The resources of one stack as plain data, computed once from its [`StackConfig`].
+//!
+//! The Pulumi renderer turns a [`Model`] into a program, and the local pipeline provisions the
+//! same tables, bus, rules and queue into an emulator from it. Anything both need — names, keys,
+//! indexes, event patterns, the Lambda environment — is decided here and nowhere else.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use crate::stack::{BillingMode, StackConfig};
+
+/// The Pulumi project name; stack config keys are namespaced with it.
+pub const PROJECT: &str = "market-data-pipeline";
+
+/// Lambda runtime for a self-contained Rust `bootstrap` binary.
+pub const RUNTIME: &str = "provided.al2023";
+pub const HANDLER: &str = "bootstrap";
+
+const BUS: &str = "market-data-bus";
+const TRADE_RULE: &str = "trade-events";
+const QUOTE_RULE: &str = "quote-events";
+const ROLE: &str = "market-processor-role";
+const ROLE_POLICY: &str = "market-processor-access";
+const DLQ: &str = "market-processor-dlq";
+const TOPIC: &str = "market-data-alarms";
+const LOG_GROUP_PARENT: &str = "/aws/lambda/";
+const ERRORS_ALARM: &str = "market-processor-errors";
+const THROTTLES_ALARM: &str = "market-processor-throttles";
+const DURATION_ALARM: &str = "market-processor-duration";
+const DLQ_ALARM: &str = "market-processor-dlq-messages";
+const TRADE_FAILED_ALARM: &str = "trade-events-failed-invocations";
+const QUOTE_FAILED_ALARM: &str = "quote-events-failed-invocations";
+
+/// Every physical name is `<prefix>-<suffix>`; AWS caps each whole name at the given length.
+/// The tightest entry decides how long a suffix may be.
+const NAME_LIMITS: [(&str, usize); 16] = [
+    (names::MARKET_DATA_TABLE_PREFIX, 255),
+    (names::AUDIT_TRAIL_TABLE_PREFIX, 255),
+    (BUS, 256),
+    (TRADE_RULE, 64),
+    (QUOTE_RULE, 64),
+    (names::FUNCTION_BASE_NAME, 64),
+    (ROLE, 64),
+    (ROLE_POLICY, 128),
+    (DLQ, 80),
+    (TOPIC, 256),
+    (ERRORS_ALARM, 255),
+    (THROTTLES_ALARM, 255),
+    (DURATION_ALARM, 255),
+    (DLQ_ALARM, 255),
+    (TRADE_FAILED_ALARM, 255),
+    (QUOTE_FAILED_ALARM, 255),
+];
+
+/// The longest environment suffix every resource name can carry.
+pub fn max_suffix_len() -> usize {
+    NAME_LIMITS
+        .iter()
+        .map(|(prefix, limit)| limit.saturating_sub(prefix.len() + 1))
+        .min()
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    pub suffix: String,
+    pub region: String,
+    pub tags: BTreeMap<String, String>,
+    pub bus: BusSpec,
+    /// The trade rule, then the quote rule.
+    pub rules: Vec<RuleSpec>,
+    /// market-data, then audit-trail.
+    pub tables: Vec<TableSpec>,
+    pub table_settings: TableSettings,
+    pub dlq: QueueSpec,
+    pub role: RoleSpec,
+    pub log_group: LogGroupSpec,
+    pub function: FunctionSpec,
+    pub async_invoke: AsyncInvokeSpec,
+    /// The SNS topic every alarm notifies, when the stack wants one.
+    pub topic: Option<TopicSpec>,
+    pub alarm_period_seconds: u32,
+    pub alarm_evaluation_periods: u32,
+    pub alarms: Vec<AlarmSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusSpec {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleSpec {
+    /// Stem of the Pulumi logical names of the rule, its target, permission and alarm.
+    pub key: &'static str,
+    pub name: String,
+    pub description: String,
+    pub sources: Vec<String>,
+    pub detail_types: Vec<String>,
+    pub event_pattern: serde_json::Value,
+    /// Id of the Lambda target within the rule.
+    pub target_id: &'static str,
+    pub target_max_retry_attempts: u32,
+    pub target_max_event_age_seconds: u32,
+    /// Name prefix of the alarm on the rule's `FailedInvocations`.
+    failed_alarm: &'static str,
+}
+
+impl RuleSpec {
+    /// The pattern exactly as EventBridge receives it, in Pulumi and in the emulator alike.
+    pub fn event_pattern_json(&self) -> String {
+        self.event_pattern.to_string()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttributeType {
+    String,
+}
+
+impl AttributeType {
+    /// DynamoDB's one-letter attribute type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttributeType::String => "S",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeSpec {
+    pub name: &'static str,
+    pub kind: AttributeType,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexSpec {
+    pub name: &'static str,
+    pub hash_key: &'static str,
+    pub range_key: &'static str,
+    /// Every index projects all attributes: operators read whole items through them.
+    pub projection: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    pub key: &'static str,
+    pub name: String,
+    pub hash_key: &'static str,
+    pub range_key: &'static str,
+    /// Every attribute used as a key by the table or an index, each once.
+    pub attributes: Vec<AttributeSpec>,
+    pub indexes: Vec<IndexSpec>,
+    pub ttl_attribute: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableSettings {
+    pub billing_mode: BillingMode,
+    /// Set only with [`BillingMode::Provisioned`]; applies to each table and each index.
+    pub capacity: Option<Capacity>,
+    pub point_in_time_recovery: bool,
+    pub deletion_protection: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    pub read: u32,
+    pub write: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSpec {
+    pub name: String,
+    pub retention_seconds: u32,
+}
+
+/// The Lambda's role and the one inline policy it gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleSpec {
+    pub name: String,
+    pub policy_name: String,
+    /// Per table, in the order of [`Model::tables`]: `PutItem` for every write (conditional
+    /// puts return the existing item themselves), `GetItem` on market-data to check the record
+    /// behind a taken dedupe guard, `DescribeTable` for the warm-up at init.
+    pub table_actions: Vec<Vec<&'static str>>,
+    /// On the function's own log group.
+    pub log_actions: Vec<&'static str>,
+    /// On the DLQ: Lambda sends failed asynchronous invocations there with the function's role.
+    pub queue_actions: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogGroupSpec {
+    pub name: String,
+    pub retention_days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSpec {
+    pub name: String,
+    pub runtime: &'static str,
+    pub handler: &'static str,
+    pub architecture: &'static str,
+    /// Deployable archive, relative to the workspace root (the Pulumi project directory).
+    pub package_path: &'static str,
+    pub memory_mb: u32,
+    pub timeout_seconds: u32,
+    pub reserved_concurrency: Option<u32>,
+    /// The processor's environment, also used verbatim when it runs locally.
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AsyncInvokeSpec {
+    pub max_retry_attempts: u32,
+    pub max_event_age_seconds: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub email: Option<String>,
+}
+
+/// What an alarm watches; the renderer knows which config key sets each threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlarmKind {
+    FunctionErrors,
+    FunctionThrottles,
+    FunctionDuration,
+    DlqMessages,
+    /// `FailedInvocations` of `rules[index]`.
+    RuleFailedInvocations(usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmSpec {
+    pub kind: AlarmKind,
+    /// Pulumi logical name.
+    pub key: String,
+    pub name: String,
+    pub description: String,
+    pub namespace: &'static str,
+    pub metric: &'static str,
+    pub statistic: &'static str,
+    pub comparison: &'static str,
+    pub threshold: u32,
+    /// Metric dimensions by physical name, so the alarm needs no other resource to exist first.
+    pub dimensions: BTreeMap<&'static str, String>,
+}
+
+impl Model {
+    pub fn from_stack(config: &StackConfig) -> Model {
+        let suffix = config.environment.as_str();
+        let name = |prefix: &str| names::suffixed(prefix, suffix);
+        let sources = config.events.accepted_sources.clone();
+
+        let rule =
+            |key: &'static str, prefix: &str, what: &str, types: [&str; 2], alarm: &'static str| {
+                let detail_types: Vec<String> = types.iter().map(|t| t.to_string()).collect();
+                RuleSpec {
+                    key,
+                    name: name(prefix),
+                    description: format!("Routes {what} events to the market-data processor"),
+                    event_pattern: json!({ "source": sources, "detail-type": detail_types }),
+                    sources: sources.clone(),
+                    detail_types,
+                    target_id: names::FUNCTION_BASE_NAME,
+                    target_max_retry_attempts: config.events.target_max_retry_attempts,
+                    target_max_event_age_seconds: config.events.target_max_event_age_seconds,
+                    failed_alarm: alarm,
+                }
+            };
+        let rules = vec![
+            rule(
+                "tradeEvents",
+                TRADE_RULE,
+                "trade",
+                names::TRADE_DETAIL_TYPES,
+                TRADE_FAILED_ALARM,
+            ),
+            rule(
+                "quoteEvents",
+                QUOTE_RULE,
+                "quote",
+                names::QUOTE_DETAIL_TYPES,
+                QUOTE_FAILED_ALARM,
+            ),
+        ];
+
+        let market_data = market_data_table(name(names::MARKET_DATA_TABLE_PREFIX));
+        let audit_trail = audit_trail_table(name(names::AUDIT_TRAIL_TABLE_PREFIX));
+        let db = &config.dynamodb;
+        let capacity = match (db.billing_mode, db.read_capacity, db.write_capacity) {
+            (BillingMode::Provisioned, Some(read), Some(write)) => Some(Capacity { read, write }),
+            _ => None,
+        };
+
+        let function_name = name(names::FUNCTION_BASE_NAME);
+        let env = BTreeMap::from([
+            (
+                names::ENV_MARKET_DATA_TABLE.to_string(),
+                market_data.name.clone(),
+            ),
+            (
+                names::ENV_AUDIT_TRAIL_TABLE.to_string(),
+                audit_trail.name.clone(),
+            ),
+            (names::ENV_ENVIRONMENT.to_string(), suffix.to_string()),
+            (names::ENV_TTL_DAYS.to_string(), db.ttl_days.to_string()),
+            (names::ENV_ACCEPTED_SOURCES.to_string(), sources.join(",")),
+            (
+                names::ENV_LOG_LEVEL.to_string(),
+                config.lambda.log_level.as_str().to_string(),
+            ),
+        ]);
+        let dlq = QueueSpec {
+            name: name(DLQ),
+            retention_seconds: config.dlq.retention_seconds,
+        };
+        let alarms_config = &config.alarms;
+        let topic = alarms_config.sns_topic.then(|| TopicSpec {
+            name: name(TOPIC),
+            email: alarms_config.email.clone(),
+        });
+
+        let function_alarm = |kind,
+                              key: &str,
+                              prefix: &str,
+                              metric,
+                              statistic,
+                              comparison,
+                              threshold,
+                              what: &str| AlarmSpec {
+            kind,
+            key: key.to_string(),
+            name: name(prefix),
+            description: format!("{what} of {function_name}"),
+            namespace: "AWS/Lambda",
+            metric,
+            statistic,
+            comparison,
+            threshold,
+            dimensions: BTreeMap::from([("FunctionName", function_name.clone())]),
+        };
+        let mut alarms = vec![
+            function_alarm(
+                AlarmKind::FunctionErrors,
+                "processorErrorsAlarm",
+                ERRORS_ALARM,
+                "Errors",
+                "Sum",
+                "GreaterThanOrEqualToThreshold",
+                alarms_config.errors_threshold,
+                "Invocation errors",
+            ),
+            function_alarm(
+                AlarmKind::FunctionThrottles,
+                "processorThrottlesAlarm",
+                THROTTLES_ALARM,
+                "Throttles",
+                "Sum",
+                "GreaterThanOrEqualToThreshold",
+                alarms_config.throttles_threshold,
+                "Throttled invocations",
+            ),
+            function_alarm(
+                AlarmKind::FunctionDuration,
+                "processorDurationAlarm",
+                DURATION_ALARM,
+                "Duration",
+                "Average",
+                "GreaterThanThreshold",
+                alarms_config.duration_threshold_ms,
+                "Average duration (ms)",
+            ),
+            AlarmSpec {
+                kind: AlarmKind::DlqMessages,
+                key: "deadLetterQueueAlarm".to_string(),
+                name: name(DLQ_ALARM),
+                description: format!(
+                    "Messages waiting in {}: events that were never stored",
+                    dlq.name
+                ),
+                namespace: "AWS/SQS",
+                metric: "ApproximateNumberOfMessagesVisible",
+                statistic: "Maximum",
+                comparison: "GreaterThanThreshold",
+                threshold: 0,
+                dimensions: BTreeMap::from([("QueueName", dlq.name.clone())]),
+            },
+        ];
+        let bus = BusSpec { name: name(BUS) };
+        for (index, rule) in rules.iter().enumerate() {
+            alarms.push(AlarmSpec {
+                kind: AlarmKind::RuleFailedInvocations(index),
+                key: format!("{}FailedAlarm", rule.key),
+                name: name(rule.failed_alarm),
+                description: format!("Events {} could not deliver to the processor", rule.name),
+                namespace: "AWS/Events",
+                metric: "FailedInvocations",
+                statistic: "Sum",
+                comparison: "GreaterThanOrEqualToThreshold",
+                threshold: alarms_config.failed_invocations_threshold,
+                // Rules on a custom bus publish under both dimensions.
+                dimensions: BTreeMap::from([
+                    ("EventBusName", bus.name.clone()),
+                    ("RuleName", rule.name.clone()),
+                ]),
+            });
+        }
+
+        Model {
+            suffix: suffix.to_string(),
+            region: config.region.clone(),
+            tags: config.tags.clone(),
+            bus,
+            rules,
+            tables: vec![market_data, audit_trail],
+            table_settings: TableSettings {
+                billing_mode: db.billing_mode,
+                capacity,
+                point_in_time_recovery: db.point_in_time_recovery,
+                deletion_protection: db.deletion_protection,
+            },
+            role: RoleSpec {
+                name: name(ROLE),
+                policy_name: name(ROLE_POLICY),
+                table_actions: vec![
+                    vec![
+                        "dynamodb:DescribeTable",
+                        "dynamodb:GetItem",
+                        "dynamodb:PutItem",
+                    ],
+                    vec!["dynamodb:DescribeTable", "dynamodb:PutItem"],
+                ],
+                log_actions: vec!["logs:CreateLogStream", "logs:PutLogEvents"],
+                queue_actions: vec!["sqs:SendMessage"],
+            },
+            log_group: LogGroupSpec {
+                name: format!("{LOG_GROUP_PARENT}{function_name}"),
+                retention_days: config.logs.retention_days,
+            },
+            function: FunctionSpec {
+                name: function_name,
+                runtime: RUNTIME,
+                handler: HANDLER,
+                architecture: config.lambda.architecture.as_str(),
+                package_path: names::PACKAGE_PATH,
+                memory_mb: config.lambda.memory_mb,
+                timeout_seconds: config.lambda.timeout_seconds,
+                reserved_concurrency: config.lambda.reserved_concurrency,
+                env,
+            },
+            async_invoke: AsyncInvokeSpec {
+                max_retry_attempts: config.async_invoke.max_retry_attempts,
+                max_event_age_seconds: config.async_invoke.max_event_age_seconds,
+            },
+            dlq,
+            topic,
+            alarm_period_seconds: alarms_config.period_seconds,
+            alarm_evaluation_periods: alarms_config.evaluation_periods,
+            alarms,
+        }
+    }
+}
+
+/// A table of the stack from its key schema in `names`, the one definition the
+/// processor's writes and queries are built against.
+fn table(key: &'static str, name: String, schema: &names::TableSchema) -> TableSpec {
+    TableSpec {
+        key,
+        name,
+        hash_key: schema.hash_key,
+        range_key: schema.range_key,
+        attributes: schema
+            .key_attributes()
+            .into_iter()
+            .map(|name| AttributeSpec {
+                name,
+                kind: AttributeType::String,
+            })
+            .collect(),
+        indexes: schema
+            .indexes
+            .iter()
+            .map(|index| IndexSpec {
+                name: index.name,
+                hash_key: index.hash_key,
+                range_key: index.range_key,
+                projection: "ALL",
+            })
+            .collect(),
+        ttl_attribute: schema.ttl_attribute,
+    }
+}
+
+pub fn market_data_table(name: String) -> TableSpec {
+    table("marketDataTable", name, &names::MARKET_DATA_SCHEMA)
+}
+
+pub fn audit_trail_table(name: String) -> TableSpec {
+    table("auditTrailTable", name, &names::AUDIT_TRAIL_SCHEMA)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn stack(name: &str) -> StackConfig {
+        StackConfig::load(&crate::workspace_root(), name).expect("committed stack is valid")
+    }
+
+    /// Every physical name with the AWS limit on its length.
+    fn physical_names(model: &Model) -> Vec<(String, usize)> {
+        let mut names = vec![(model.bus.name.clone(), 256)];
+        names.extend(model.rules.iter().map(|r| (r.name.clone(), 64)));
+        names.extend(model.tables.iter().map(|t| (t.name.clone(), 255)));
+        names.push((model.dlq.name.clone(), 80));
+        names.push((model.role.name.clone(), 64));
+        names.push((model.role.policy_name.clone(), 128));
+        names.push((model.log_group.name.clone(), 512));
+        names.push((model.function.name.clone(), 64));
+        names.extend(model.topic.iter().map(|t| (t.name.clone(), 256)));
+        names.extend(model.alarms.iter().map(|a| (a.name.clone(), 255)));
+        names
+    }
+
+    #[test]
+    fn the_longest_allowed_suffix_fits_every_name_and_one_more_does_not() {
+        let mut config = stack("prod");
+        let max = max_suffix_len();
+        assert_eq!(max, 42, "the IAM role name (64) is the tightest");
+        config.environment = "a".repeat(max);
+        for (name, limit) in physical_names(&Model::from_stack(&config)) {
+            assert!(name.len() <= limit, "{name} is longer than {limit}");
+            assert!(name.ends_with(&config.environment), "{name}");
+        }
+        config.environment.push('a');
+        let too_long = physical_names(&Model::from_stack(&config));
+        assert!(too_long.iter().any(|(name, limit)| name.len() > *limit));
+    }
+
+    #[test]
+    fn names_keys_and_indexes_come_from_the_processor() {
+        let model = Model::from_stack(&stack("dev"));
+        let market = &model.tables[0];
+        assert_eq!(
+            market.name,
+            names::suffixed(names::MARKET_DATA_TABLE_PREFIX, "dev")
+        );
+        assert_eq!(
+            (market.hash_key, market.range_key),
+            (names::EVENT_ID, names::TIMESTAMP)
+        );
+        let indexes: Vec<&str> = market.indexes.iter().map(|i| i.name).collect();
+        assert_eq!(indexes, [names::EXCHANGE_INDEX, names::SYMBOL_INDEX]);
+        let audit = &model.tables[1];
+        assert_eq!(audit.name, "audit-trail-dev");
+        assert_eq!(
+            (audit.hash_key, audit.range_key),
+            (names::AUDIT_ID, names::TIMESTAMP)
+        );
+        assert_eq!(audit.indexes[0].name, names::EVENT_TYPE_INDEX);
+        for table in &model.tables {
+            assert_eq!(table.ttl_attribute, names::EXPIRES_AT);
+            let mut keys: Vec<&str> = vec![table.hash_key, table.range_key];
+            keys.extend(table.indexes.iter().flat_map(|i| [i.hash_key, i.range_key]));
+            for key in keys {
+                assert!(
+                    table.attributes.iter().any(|a| a.name == key),
+                    "{key} is not an attribute"
+                );
+            }
+            let mut declared: Vec<&str> = table.attributes.iter().map(|a| a.name).collect();
+            let count = declared.len();
+            declared.dedup();
+            assert_eq!(declared.len(), count, "attributes are declared once");
+        }
+        assert_eq!(model.function.name, "market-processor-dev");
+        assert_eq!(model.function.package_path, names::PACKAGE_PATH);
+    }
+
+    #[test]
+    fn event_patterns_are_computed_once_as_json() {
+        let model = Model::from_stack(&stack("dev"));
+        assert_eq!(
+            model.rules[0].event_pattern_json(),
+            r#"{"detail-type":["Trade Execution","Trade Update"],"source":["market.data"]}"#
+        );
+        assert_eq!(
+            model.rules[1].event_pattern_json(),
+            r#"{"detail-type":["Market Quote","Price Update"],"source":["market.data"]}"#
+        );
+    }
+
+    #[test]
+    fn the_processor_accepts_the_environment_the_model_gives_it() {
+        for name in ["dev", "staging", "prod"] {
+            let model = Model::from_stack(&stack(name));
+            let vars: HashMap<String, String> = model.function.env.clone().into_iter().collect();
+            let settings =
+                names::Settings::from_map(&vars).unwrap_or_else(|err| panic!("{name}: {err}"));
+            assert_eq!(settings.market_data_table, model.tables[0].name);
+            assert_eq!(settings.audit_trail_table, model.tables[1].name);
+            assert_eq!(settings.environment, model.suffix);
+            assert_eq!(settings.accepted_sources, model.rules[0].sources);
+        }
+    }
+
+    #[test]
+    fn the_role_grants_only_what_the_processor_calls() {
+        let model = Model::from_stack(&stack("prod"));
+        assert_eq!(
+            model.role.table_actions,
+            [
+                vec![
+                    "dynamodb:DescribeTable",
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem"
+                ],
+                vec!["dynamodb:DescribeTable", "dynamodb:PutItem"]
+            ]
+        );
+        assert_eq!(
+            model.role.log_actions,
+            ["logs:CreateLogStream", "logs:PutLogEvents"]
+        );
+        assert_eq!(model.role.queue_actions, ["sqs:SendMessage"]);
+    }
+
+    #[test]
+    fn optional_resources_follow_the_stack() {
+        let dev = Model::from_stack(&stack("dev"));
+        assert!(dev.topic.is_none());
+        assert!(dev.function.reserved_concurrency.is_none());
+        let prod = Model::from_stack(&stack("prod"));
+        let topic = prod.topic.expect("prod has an alarm topic");
+        assert!(topic.email.is_some());
+        assert!(prod.function.reserved_concurrency.is_some());
+        let kinds: Vec<AlarmKind> = prod.alarms.iter().map(|a| a.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                AlarmKind::FunctionErrors,
+                AlarmKind::FunctionThrottles,
+                AlarmKind::FunctionDuration,
+                AlarmKind::DlqMessages,
+                AlarmKind::RuleFailedInvocations(0),
+                AlarmKind::RuleFailedInvocations(1),
+            ]
+        );
+    }
+}

@@ -1,0 +1,183 @@
+//! What the processor and the infrastructure agree on: the names of tables, keys, indexes,
+//! attributes and environment variables, the tables' key schemas ([`TableSchema`]), the
+//! processor's settings as read from its environment ([`settings`]) and its time limits
+//! ([`limits`]).
+//!
+//! The Pulumi renderer, the local pipeline, the tools and the Lambda all read these, so a table
+//! key, index or variable renamed here changes everywhere at once. std and thiserror only: the
+//! Pulumi compiler builds this crate.
+
+pub mod limits;
+pub mod settings;
+
+pub use settings::Settings;
+
+/// Prefix of the market-data table; the stack suffix follows after a `-`.
+pub const MARKET_DATA_TABLE_PREFIX: &str = "market-data";
+/// Prefix of the audit-trail table; the stack suffix follows after a `-`.
+pub const AUDIT_TRAIL_TABLE_PREFIX: &str = "audit-trail";
+
+/// market-data partition key: the envelope id (or a dedupe guard id, see [`DEDUPE_KEY_PREFIX`]).
+pub const EVENT_ID: &str = "event_id";
+/// Sort key of both tables: RFC 3339 UTC with millisecond precision.
+pub const TIMESTAMP: &str = "timestamp";
+/// audit-trail partition key.
+pub const AUDIT_ID: &str = "audit_id";
+pub const EXCHANGE: &str = "exchange";
+pub const SYMBOL: &str = "symbol";
+pub const EVENT_TYPE: &str = "event_type";
+/// Processing time of a record; also the sort key of its PROCESSED audit entry.
+pub const RECEIVED_AT: &str = "received_at";
+/// Lambda request id that wrote a record or audit entry.
+pub const REQUEST_ID: &str = "request_id";
+/// On a guard item: the envelope id of the record it protects.
+pub const GUARD_RECORD_EVENT_ID: &str = "record_event_id";
+/// On a guard item: the event time (sort key) of the record it protects.
+pub const GUARD_RECORD_TIMESTAMP: &str = "record_timestamp";
+/// TTL attribute of both tables, epoch seconds.
+pub const EXPIRES_AT: &str = "expires_at";
+
+/// Attributes of stored records and audit entries besides the keys above.
+pub const CURRENCY: &str = "currency";
+/// On a trade record: the content hash its guard item is keyed by.
+pub const DEDUPE_KEY: &str = "dedupe_key";
+pub const DETAIL_TYPE: &str = "detail_type";
+/// On an audit entry: the stack that wrote it.
+pub const ENVIRONMENT: &str = "environment";
+/// On an audit entry: the event time of its event.
+pub const EVENT_TIMESTAMP: &str = "event_timestamp";
+/// On a record: the detail fields the contract does not name, as JSON.
+pub const EXTRA: &str = "extra";
+pub const PRICE: &str = "price";
+/// On a REJECTED entry: the size of the raw event.
+pub const RAW_BYTES: &str = "raw_bytes";
+/// On a REJECTED entry: the raw event as it arrived (up to the item size limit).
+pub const RAW_EVENT: &str = "raw_event";
+/// On a REJECTED entry: set when `raw_event` holds only the start of the event.
+pub const RAW_TRUNCATED: &str = "raw_truncated";
+/// Why an audit entry has its status, in words.
+pub const REASON: &str = "reason";
+pub const SIDE: &str = "side";
+pub const SOURCE: &str = "source";
+/// On a record: the event time as the feed wrote it, when it differs from the key.
+pub const SOURCE_TIMESTAMP: &str = "source_timestamp";
+/// Outcome of an audit entry: PROCESSED, DUPLICATE, REJECTED or FAILED.
+pub const STATUS: &str = "status";
+pub const TRADE_ID: &str = "trade_id";
+pub const VOLUME: &str = "volume";
+pub const BID: &str = "bid";
+pub const ASK: &str = "ask";
+pub const BID_SIZE: &str = "bid_size";
+pub const ASK_SIZE: &str = "ask_size";
+/// On an audit entry: the time the invocation spent on the event.
+pub const PROCESSING_MS: &str = "processing_ms";
+
+/// GSI on market-data: exchange + timestamp.
+pub const EXCHANGE_INDEX: &str = "ExchangeIndex";
+/// GSI on market-data: symbol + timestamp.
+pub const SYMBOL_INDEX: &str = "SymbolIndex";
+/// GSI on audit-trail: event_type + timestamp.
+pub const EVENT_TYPE_INDEX: &str = "EventTypeIndex";
+
+/// Guard items share the market-data table; their `event_id` starts with this and they carry no
+/// exchange or symbol, so they never appear in the indexes.
+pub const DEDUPE_KEY_PREFIX: &str = "dedupe#";
+/// Sort key value of every guard item: the guard must not depend on the event time.
+pub const DEDUPE_SORT_KEY: &str = "-";
+
+pub const ENV_MARKET_DATA_TABLE: &str = "MARKET_DATA_TABLE";
+pub const ENV_AUDIT_TRAIL_TABLE: &str = "AUDIT_TRAIL_TABLE";
+pub const ENV_ENVIRONMENT: &str = "ENVIRONMENT";
+pub const ENV_TTL_DAYS: &str = "TTL_DAYS";
+pub const ENV_ACCEPTED_SOURCES: &str = "ACCEPTED_SOURCES";
+pub const ENV_LOG_LEVEL: &str = "LOG_LEVEL";
+pub const ENV_MAX_FUTURE_SKEW_SECONDS: &str = "MAX_FUTURE_SKEW_SECONDS";
+pub const ENV_MAX_EVENT_AGE_SECONDS: &str = "MAX_EVENT_AGE_SECONDS";
+
+/// The source accepted when `ACCEPTED_SOURCES` is not set.
+pub const DEFAULT_SOURCE: &str = "market.data";
+
+pub const TRADE_EXECUTION: &str = "Trade Execution";
+pub const TRADE_UPDATE: &str = "Trade Update";
+pub const MARKET_QUOTE: &str = "Market Quote";
+pub const PRICE_UPDATE: &str = "Price Update";
+/// Detail-types routed by the trade rule.
+pub const TRADE_DETAIL_TYPES: [&str; 2] = [TRADE_EXECUTION, TRADE_UPDATE];
+/// Detail-types routed by the quote rule.
+pub const QUOTE_DETAIL_TYPES: [&str; 2] = [MARKET_QUOTE, PRICE_UPDATE];
+
+/// Namespace of the Embedded Metric Format metrics the processor prints.
+pub const METRICS_NAMESPACE: &str = "MarketData";
+
+/// Name of the Lambda package the build produces and the program deploys.
+pub const FUNCTION_BASE_NAME: &str = "market-processor";
+/// Path of the deployable archive, relative to the workspace root.
+pub const PACKAGE_PATH: &str = "target/lambda/market-processor/bootstrap.zip";
+
+/// `<prefix>-<suffix>`: the one naming rule for every suffixed resource.
+pub fn suffixed(prefix: &str, suffix: &str) -> String {
+    format!("{prefix}-{suffix}")
+}
+
+/// A global secondary index: name, partition key, sort key. Projection is ALL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexSchema {
+    pub name: &'static str,
+    pub hash_key: &'static str,
+    pub range_key: &'static str,
+}
+
+/// Key schema of a table. Every key attribute is a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableSchema {
+    pub prefix: &'static str,
+    pub hash_key: &'static str,
+    pub range_key: &'static str,
+    pub indexes: &'static [IndexSchema],
+    pub ttl_attribute: &'static str,
+}
+
+impl TableSchema {
+    /// Every attribute that a key of the table or of one of its indexes uses, sorted, once each.
+    pub fn key_attributes(&self) -> Vec<&'static str> {
+        let mut attrs = vec![self.hash_key, self.range_key];
+        for index in self.indexes {
+            attrs.push(index.hash_key);
+            attrs.push(index.range_key);
+        }
+        attrs.sort_unstable();
+        attrs.dedup();
+        attrs
+    }
+}
+
+pub const MARKET_DATA_SCHEMA: TableSchema = TableSchema {
+    prefix: MARKET_DATA_TABLE_PREFIX,
+    hash_key: EVENT_ID,
+    range_key: TIMESTAMP,
+    indexes: &[
+        IndexSchema {
+            name: EXCHANGE_INDEX,
+            hash_key: EXCHANGE,
+            range_key: TIMESTAMP,
+        },
+        IndexSchema {
+            name: SYMBOL_INDEX,
+            hash_key: SYMBOL,
+            range_key: TIMESTAMP,
+        },
+    ],
+    ttl_attribute: EXPIRES_AT,
+};
+
+pub const AUDIT_TRAIL_SCHEMA: TableSchema = TableSchema {
+    prefix: AUDIT_TRAIL_TABLE_PREFIX,
+    hash_key: AUDIT_ID,
+    range_key: TIMESTAMP,
+    indexes: &[IndexSchema {
+        name: EVENT_TYPE_INDEX,
+        hash_key: EVENT_TYPE,
+        range_key: TIMESTAMP,
+    }],
+    ttl_attribute: EXPIRES_AT,
+};

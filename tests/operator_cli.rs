@@ -1,0 +1,275 @@
+//! `cargo xtask send`, `dlq` and `e2e --stack` through the binary, against a stack made of moto
+//! resources (on the shared moto server) and, for `--stack`, a fake pulumi that
+//! reports that stack's outputs.
+
+use tests::cli::{Scratch, describe, text};
+
+fn endpoint() -> String {
+    harness::moto::shared().endpoint.clone()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().expect("tokio runtime")
+}
+
+/// The dev stack's resources, provisioned in moto by the local pipeline's own provisioner under a
+/// fresh suffix (the tests share one moto server); `outputs` is the outputs JSON describing them.
+struct MotoStack {
+    config: aws_config::SdkConfig,
+    outputs: serde_json::Value,
+    delivery_url: String,
+}
+
+impl MotoStack {
+    async fn create() -> MotoStack {
+        let endpoint = endpoint();
+        let config = processor::aws::loader()
+            .endpoint_url(&endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "test", "test", None, None, "tests",
+            ))
+            .load()
+            .await;
+        let mut stack = infra::stack::StackConfig::load(&infra::workspace_root(), "dev")
+            .expect("stacks/dev.yaml loads");
+        stack.environment = format!("cli{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let model = infra::model::Model::from_stack(&stack);
+        let provisioned = harness::local::provision::provision(&config, &model, &endpoint)
+            .await
+            .expect("provisioned in moto");
+        let delivery_url = provisioned
+            .delivery_queue_url
+            .clone()
+            .expect("a local stack has a delivery queue");
+        let mut outputs = serde_json::to_value(&provisioned).expect("outputs as JSON");
+        // A deployed stack's outputs carry no region: the commands take it from the stack file.
+        if let Some(fields) = outputs.as_object_mut() {
+            fields.remove("region");
+        }
+        MotoStack {
+            config,
+            outputs,
+            delivery_url,
+        }
+    }
+
+    fn write_outputs(&self, scratch: &Scratch) -> std::path::PathBuf {
+        let path = scratch.root.join("outputs.json");
+        std::fs::write(&path, self.outputs.to_string()).expect("outputs file");
+        path
+    }
+
+    fn dlq_url(&self) -> String {
+        self.outputs["dlq_url"]
+            .as_str()
+            .expect("dlq url")
+            .to_string()
+    }
+
+    /// Bodies of the messages on `url`, received for good.
+    async fn drain(&self, url: &str) -> Vec<serde_json::Value> {
+        let sqs = aws_sdk_sqs::Client::new(&self.config);
+        let mut bodies = Vec::new();
+        let mut empty = 0;
+        while empty < 2 {
+            let messages = sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .visibility_timeout(60)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .expect("receive")
+                .messages
+                .unwrap_or_default();
+            if messages.is_empty() {
+                empty += 1;
+            }
+            for message in messages {
+                bodies.push(
+                    serde_json::from_str(message.body().unwrap_or_default())
+                        .unwrap_or(serde_json::Value::Null),
+                );
+            }
+        }
+        bodies
+    }
+}
+
+fn feed_line(symbol: &str, n: usize) -> String {
+    format!(
+        r#"{{"source":"market.data","detail-type":"Trade Execution","detail":{{"exchange":"NASDAQ","symbol":"{symbol}","price":"10.{n:02}","volume":{n}}}}}"#
+    )
+}
+
+#[test]
+fn send_publishes_a_feed_in_batches_and_names_bad_lines() {
+    let rt = runtime();
+    let stack = rt.block_on(MotoStack::create());
+    let scratch = Scratch::new("send");
+    let outputs = stack.write_outputs(&scratch);
+    let mut lines: Vec<String> = (1..=12).map(|n| feed_line("SEND", n)).collect();
+    lines.insert(5, r#"{"source":"market.data""#.to_string());
+    let feed = scratch.root.join("feed.jsonl");
+    std::fs::write(&feed, lines.join("\n")).expect("feed");
+
+    let output = scratch
+        .xtask(&[
+            "send",
+            "--outputs",
+            &outputs.to_string_lossy(),
+            &feed.to_string_lossy(),
+        ])
+        .output()
+        .expect("run xtask");
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        text(&output.stdout).contains("published 12 events"),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        text(&output.stderr).contains("line 6: "),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        text(&output.stderr).contains("1 malformed lines"),
+        "{}",
+        describe(&output)
+    );
+    let delivered = rt.block_on(stack.drain(&stack.delivery_url));
+    assert_eq!(delivered.len(), 12, "{delivered:#?}");
+    assert!(delivered.iter().all(|e| e["detail"]["symbol"] == "SEND"));
+}
+
+#[test]
+fn dlq_lists_each_error_and_redrive_republishes_what_it_can() {
+    let rt = runtime();
+    let stack = rt.block_on(MotoStack::create());
+    let scratch = Scratch::new("dlq");
+    let outputs = stack.write_outputs(&scratch);
+    let event = r#"{"version":"0","id":"ev-dlq-1","detail-type":"Trade Execution","source":"market.data","account":"123456789012","time":"2026-11-25T14:00:00Z","region":"us-east-1","resources":[],"detail":{"exchange":"NYSE","symbol":"DLQ","price":"99.5","volume":7}}"#;
+    let record = format!(
+        r#"{{"requestContext":{{"condition":"RetriesExhausted","approximateInvokeCount":3}},"requestPayload":{event},"responsePayload":{{"errorType":"StoreUnavailable","errorMessage":"DynamoDB throttled the write"}}}}"#
+    );
+    rt.block_on(async {
+        let sqs = aws_sdk_sqs::Client::new(&stack.config);
+        for body in [record.as_str(), "not an event"] {
+            sqs.send_message()
+                .queue_url(stack.dlq_url())
+                .message_body(body)
+                .send()
+                .await
+                .expect("send to DLQ");
+        }
+    });
+    let outputs = outputs.to_string_lossy().to_string();
+
+    let list = scratch
+        .xtask(&["dlq", "--outputs", &outputs])
+        .output()
+        .expect("run xtask");
+    assert!(list.status.success(), "{}", describe(&list));
+    let stdout = text(&list.stdout);
+    for needle in [
+        "2 message(s)",
+        "StoreUnavailable: DynamoDB throttled the write (RetriesExhausted after 3 attempts)",
+        "ev-dlq-1 (Trade Execution from market.data, time 2026-11-25T14:00:00Z)",
+        r#""symbol":"DLQ""#,
+        "cannot be redriven: the payload is not an EventBridge event",
+    ] {
+        assert!(stdout.contains(needle), "{needle:?} missing:\n{stdout}");
+    }
+
+    let redrive = scratch
+        .xtask(&["dlq", "--outputs", &outputs, "--redrive"])
+        .output()
+        .expect("run xtask");
+    assert_eq!(redrive.status.code(), Some(1), "{}", describe(&redrive));
+    assert!(
+        text(&redrive.stdout)
+            .contains("1 events published again, 0 already stored, 1 messages deleted"),
+        "{}",
+        describe(&redrive)
+    );
+    assert!(
+        text(&redrive.stderr).contains("1 messages could not be redriven and stay in the DLQ"),
+        "{}",
+        describe(&redrive)
+    );
+    let delivered = rt.block_on(stack.drain(&stack.delivery_url));
+    assert_eq!(delivered.len(), 1, "{delivered:#?}");
+    assert_eq!(delivered[0]["detail"]["symbol"], "DLQ");
+    assert_eq!(delivered[0]["time"], "2026-11-25T14:00:00Z");
+
+    let after = scratch
+        .xtask(&["dlq", "--outputs", &outputs])
+        .output()
+        .expect("run xtask");
+    assert!(
+        text(&after.stdout).contains("1 message(s)"),
+        "{}",
+        describe(&after)
+    );
+}
+
+#[test]
+fn stack_commands_read_the_outputs_through_pulumi() {
+    let rt = runtime();
+    let stack = rt.block_on(MotoStack::create());
+    let scratch = Scratch::new("e2e-stack");
+    scratch.fake_outputs(&stack.outputs.to_string());
+
+    let e2e = scratch
+        .xtask(&[
+            "e2e",
+            "--stack",
+            "dev",
+            "--events",
+            "0",
+            "--double-deliveries",
+            "0",
+            "--timeout",
+            "10",
+        ])
+        .output()
+        .expect("run xtask");
+    assert!(e2e.status.success(), "{}", describe(&e2e));
+    assert!(
+        text(&e2e.stdout).contains(stack.outputs["event_bus_name"].as_str().expect("bus")),
+        "{}",
+        describe(&e2e)
+    );
+    let saved: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(scratch.root.join("target/stacks/dev/outputs.json"))
+            .expect("outputs saved"),
+    )
+    .expect("json");
+    assert_eq!(
+        saved["region"], "us-east-1",
+        "filled in from stacks/dev.yaml"
+    );
+    assert_eq!(saved["dlq_url"], stack.outputs["dlq_url"]);
+
+    let feed = scratch.root.join("feed.jsonl");
+    std::fs::write(&feed, feed_line("VIA-PULUMI", 1)).expect("feed");
+    let send = scratch
+        .xtask(&["send", "--stack", "dev", &feed.to_string_lossy()])
+        .output()
+        .expect("run xtask");
+    assert!(send.status.success(), "{}", describe(&send));
+    assert_eq!(
+        scratch.argv(),
+        [
+            "pulumi whoami",
+            "pulumi stack output --json --stack dev",
+            "pulumi whoami",
+            "pulumi stack output --json --stack dev"
+        ]
+    );
+    let delivered = rt.block_on(stack.drain(&stack.delivery_url));
+    assert_eq!(delivered.len(), 1, "{delivered:#?}");
+}

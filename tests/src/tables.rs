@@ -1,0 +1,151 @@
+//! Fresh tables on the shared moto server, a processor over them, and readers of what it
+//! stored.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use names::Settings;
+use processor::Processor;
+
+/// The shared moto server's endpoint.
+pub fn endpoint() -> String {
+    harness::moto::shared().endpoint.clone()
+}
+
+/// The processor's own SDK settings (Lambda timeouts and retries) against `endpoint`.
+pub async fn sdk_config_for(endpoint: &str) -> aws_config::SdkConfig {
+    harness::aws::emulated(processor::aws::loader(), endpoint)
+        .load()
+        .await
+}
+
+pub async fn client() -> Client {
+    Client::new(&sdk_config_for(&endpoint()).await)
+}
+
+/// A fresh pair of tables under a unique suffix, so tests never see each other's items.
+pub struct Tables {
+    pub client: Client,
+    pub suffix: String,
+    pub market_data: String,
+    pub audit_trail: String,
+}
+
+impl Tables {
+    pub async fn create() -> Tables {
+        let client = client().await;
+        let suffix = format!("t{}", uuid::Uuid::new_v4().simple());
+        let market_data = names::suffixed(names::MARKET_DATA_TABLE_PREFIX, &suffix);
+        let audit_trail = names::suffixed(names::AUDIT_TRAIL_TABLE_PREFIX, &suffix);
+        for table in [
+            infra::model::market_data_table(market_data.clone()),
+            infra::model::audit_trail_table(audit_trail.clone()),
+        ] {
+            harness::local::provision::create_table(&client, &table)
+                .await
+                .expect("create table");
+        }
+        Tables {
+            client,
+            suffix,
+            market_data,
+            audit_trail,
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings::from_map(&HashMap::from([
+            (
+                names::ENV_MARKET_DATA_TABLE.to_string(),
+                self.market_data.clone(),
+            ),
+            (
+                names::ENV_AUDIT_TRAIL_TABLE.to_string(),
+                self.audit_trail.clone(),
+            ),
+            (names::ENV_ENVIRONMENT.to_string(), "test".to_string()),
+        ]))
+        .expect("test settings are valid")
+    }
+
+    pub fn processor(&self) -> Processor {
+        Processor::new(self.settings(), self.client.clone())
+    }
+
+    /// Every market-data record (guards excluded).
+    pub async fn records(&self) -> Vec<HashMap<String, AttributeValue>> {
+        self.scan(&self.market_data)
+            .await
+            .into_iter()
+            .filter(|item| item.contains_key(names::SYMBOL))
+            .collect()
+    }
+
+    pub async fn audits(&self) -> Vec<HashMap<String, AttributeValue>> {
+        self.scan(&self.audit_trail).await
+    }
+
+    async fn scan(&self, table: &str) -> Vec<HashMap<String, AttributeValue>> {
+        let mut items = Vec::new();
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(table)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            items.push(item.expect("scan succeeds"));
+        }
+        items
+    }
+
+    /// Records of a GSI partition, newest first.
+    pub async fn query_index(
+        &self,
+        index: &str,
+        key: &str,
+        value: &str,
+    ) -> Vec<HashMap<String, AttributeValue>> {
+        self.client
+            .query()
+            .table_name(&self.market_data)
+            .index_name(index)
+            .key_condition_expression("#k = :v")
+            .expression_attribute_names("#k", key)
+            .expression_attribute_values(":v", AttributeValue::S(value.into()))
+            .scan_index_forward(false)
+            .send()
+            .await
+            .expect("query succeeds")
+            .items
+            .unwrap_or_default()
+    }
+}
+
+/// An EventBridge envelope around `detail`, as the bus delivers it to the Lambda, timed now.
+pub fn envelope(id: &str, detail_type: &str, detail: &str) -> String {
+    let time = processor::event::format_timestamp(chrono::Utc::now());
+    harness::session::SampleEvent::stored(detail_type, detail.to_string()).envelope(id, &time)
+}
+
+pub fn s(item: &HashMap<String, AttributeValue>, key: &str) -> String {
+    match item.get(key) {
+        Some(AttributeValue::S(v)) => v.clone(),
+        other => panic!("{key} is not a string attribute: {other:?}"),
+    }
+}
+
+pub fn n(item: &HashMap<String, AttributeValue>, key: &str) -> String {
+    match item.get(key) {
+        Some(AttributeValue::N(v)) => v.clone(),
+        other => panic!("{key} is not a number attribute: {other:?}"),
+    }
+}
+
+pub fn statuses(audits: &[HashMap<String, AttributeValue>]) -> Vec<String> {
+    let mut statuses: Vec<String> = audits.iter().map(|a| s(a, names::STATUS)).collect();
+    statuses.sort();
+    statuses
+}
