@@ -86,8 +86,12 @@ pub async fn run_local(root: &Path, stack: &str, options: &Options) -> Result<()
             processor::aws::dynamodb_client(&config),
         )?;
         // Injected latency and backoff keep invocations waiting, not working: Lambda would
-        // run more of them at once, and so does the runner.
+        // run more of them at once, and so does the runner. But one event per worker at a
+        // time: with the processor's 2 s attempt timeout, more calls in flight than the
+        // emulator answers in that time turn its queueing into timeouts, the timeouts into
+        // retries and redeliveries, and those into more queueing, until the run stalls.
         runner.workers = FAULT_WORKERS;
+        runner.batch = 1;
         // And the deadline of a deployed invocation, from the stack's Lambda timeout.
         runner.budget = Some(names::limits::invocation_budget(Duration::from_secs(
             u64::from(local.model.function.timeout_seconds),

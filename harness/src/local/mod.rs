@@ -124,6 +124,7 @@ fn runner_with_client(
         retry_delay: Duration::from_millis(100),
         redeliver_per_mille,
         workers: WORKERS,
+        batch: 10,
         budget: None,
         stats: Arc::new(RunnerStats::default()),
     })

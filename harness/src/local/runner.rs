@@ -50,6 +50,8 @@ pub struct Runner {
     /// Per mille of events delivered a second time, as EventBridge and Lambda may do.
     pub redeliver_per_mille: u32,
     pub workers: usize,
+    /// Messages each worker takes per receive, and so invokes at once (1-10).
+    pub batch: i32,
     /// Time each invocation may take, as Lambda's timeout less the processor's deadline
     /// margin; none where the processor runs with the tool's patient timeouts.
     pub budget: Option<Duration>,
@@ -77,7 +79,7 @@ impl Runner {
                 .sqs
                 .receive_message()
                 .queue_url(&self.delivery_queue_url)
-                .max_number_of_messages(10)
+                .max_number_of_messages(self.batch.clamp(1, 10))
                 .wait_time_seconds(1)
                 .send()
                 .await;
