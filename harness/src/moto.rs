@@ -144,7 +144,7 @@ impl Moto {
             Some(port) => port,
             None => free_port()?,
         };
-        Self::spawn(root, port, true)
+        Self::spawn(root, port, false)
     }
 
     fn spawn(root: &Path, port: u16, guarded: bool) -> Result<Moto> {
