@@ -43,19 +43,12 @@ impl HttpClient for NoNetwork {
 /// version) with the connector swapped for [`NoNetwork`]. The endpoint is a closed loopback
 /// port, so a request that somehow escaped the stub could not leave the machine.
 pub async fn offline_processor() -> Processor {
-    let config = processor::aws::loader()
-        .http_client(NoNetwork)
-        .endpoint_url("http://127.0.0.1:9")
-        .region(aws_config::Region::new(crate::aws::LOCAL_REGION))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            crate::aws::LOCAL_KEY,
-            crate::aws::LOCAL_KEY,
-            None,
-            None,
-            "offline",
-        ))
-        .load()
-        .await;
+    let config = crate::aws::emulated(
+        processor::aws::loader().http_client(NoNetwork),
+        "http://127.0.0.1:9",
+    )
+    .load()
+    .await;
     Processor::new(settings(), processor::aws::dynamodb_client(&config))
 }
 

@@ -9,16 +9,11 @@ pub mod cli;
 pub mod tables;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
 /// The workspace root, where the binaries run.
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
+pub use infra::workspace_root;
 
 /// The binary `bin` of workspace package `package`, built (debug) the first time a test asks.
 pub fn binary(package: &str, bin: &str) -> PathBuf {
