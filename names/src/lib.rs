@@ -93,6 +93,17 @@ pub const ENV_ACCEPTED_SOURCES: &str = "ACCEPTED_SOURCES";
 pub const ENV_LOG_LEVEL: &str = "LOG_LEVEL";
 pub const ENV_MAX_FUTURE_SKEW_SECONDS: &str = "MAX_FUTURE_SKEW_SECONDS";
 pub const ENV_MAX_EVENT_AGE_SECONDS: &str = "MAX_EVENT_AGE_SECONDS";
+/// Days every audit item is kept (its `expires_at`); the stack's `audit.retention_days`.
+pub const ENV_AUDIT_RETENTION_DAYS: &str = "AUDIT_RETENTION_DAYS";
+
+/// A redriven copy names the event it is a copy of with one envelope `resources` entry of this
+/// prefix followed by the original envelope id. PutEvents gives every copy a new id; the
+/// processor stores and deduplicates the copy under the original's id instead, so that a redrive
+/// repeated after a crash, or racing the original's own retry, meets the same record key.
+pub const REDRIVE_OF_PREFIX: &str = "market-data:redrive-of:";
+/// Attribute of a record or audit entry written for a copy delivered under another envelope id
+/// than the one it is stored under (a redrive, or a copy adopting an orphaned guard): that id.
+pub const DELIVERED_AS: &str = "delivered_as";
 
 /// The source accepted when `ACCEPTED_SOURCES` is not set.
 pub const DEFAULT_SOURCE: &str = "market.data";
@@ -108,6 +119,15 @@ pub const QUOTE_DETAIL_TYPES: [&str; 2] = [MARKET_QUOTE, PRICE_UPDATE];
 
 /// Namespace of the Embedded Metric Format metrics the processor prints.
 pub const METRICS_NAMESPACE: &str = "MarketData";
+/// The one dimension of those metrics; its value is the stack's environment.
+pub const METRIC_DIMENSION: &str = "Environment";
+/// The processor's per-event counters (one of them is 1 for each event) and its latency, in
+/// milliseconds. Alarms and dashboards read them under these names.
+pub const METRIC_PROCESSED: &str = "Processed";
+pub const METRIC_DUPLICATE: &str = "Duplicate";
+pub const METRIC_REJECTED: &str = "Rejected";
+pub const METRIC_FAILED: &str = "Failed";
+pub const METRIC_PROCESSING_LATENCY: &str = "ProcessingLatency";
 
 /// Name of the Lambda package the build produces and the program deploys.
 pub const FUNCTION_BASE_NAME: &str = "market-processor";

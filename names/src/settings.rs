@@ -19,6 +19,9 @@ pub struct Settings {
     pub max_future_skew_seconds: u32,
     /// How far in the past an event time may lie; older events would expire almost at once.
     pub max_event_age_seconds: u32,
+    /// How long audit items are kept, in days: each one's `expires_at` is its write time plus
+    /// this.
+    pub audit_retention_days: u32,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -39,6 +42,12 @@ impl Settings {
     pub const DEFAULT_TTL_DAYS: u32 = 30;
     pub const DEFAULT_MAX_FUTURE_SKEW_SECONDS: u32 = 300;
     pub const DEFAULT_MAX_EVENT_AGE_SECONDS: u32 = 7 * 24 * 3600;
+    /// Without the variable the trail is kept as long as a regulated firm keeps trade records
+    /// (seven years, the longest of SEC Rule 17a-4's six and MiFID II's five to seven): a
+    /// missing setting must never shorten it.
+    pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 2557;
+    /// The longest retention the processor accepts (100 years).
+    pub const MAX_AUDIT_RETENTION_DAYS: u32 = 36_500;
 
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, SettingsError> {
@@ -95,6 +104,13 @@ impl Settings {
             "a whole number of seconds from 1 to 315360000",
         )?;
 
+        let audit_retention_days = bounded(
+            names::ENV_AUDIT_RETENTION_DAYS,
+            Self::DEFAULT_AUDIT_RETENTION_DAYS,
+            1..=Self::MAX_AUDIT_RETENTION_DAYS,
+            "a whole number of days from 1 to 36500",
+        )?;
+
         let accepted_sources = match vars.get(names::ENV_ACCEPTED_SOURCES) {
             None => vec![names::DEFAULT_SOURCE.to_string()],
             Some(raw) => {
@@ -136,6 +152,7 @@ impl Settings {
             log_level,
             max_future_skew_seconds,
             max_event_age_seconds,
+            audit_retention_days,
         })
     }
 }
@@ -164,6 +181,7 @@ mod tests {
         assert_eq!(s.accepted_sources, vec!["market.data".to_string()]);
         assert_eq!(s.log_level, "info");
         assert_eq!(s.environment, "dev");
+        assert_eq!(s.audit_retention_days, 2557);
     }
 
     #[test]
@@ -184,6 +202,8 @@ mod tests {
             ("ACCEPTED_SOURCES", " , "),
             ("LOG_LEVEL", "loud"),
             ("MAX_FUTURE_SKEW_SECONDS", "-1"),
+            ("AUDIT_RETENTION_DAYS", "0"),
+            ("AUDIT_RETENTION_DAYS", "36501"),
         ] {
             let mut v = vars(&REQUIRED);
             v.insert(name.to_string(), value.to_string());
