@@ -2,6 +2,9 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::types::AttributeValue;
+use harness::faults::{FaultProxy, Writes};
+use processor::Processor;
 use tests::tables::{Tables, envelope, n, s, statuses};
 
 const TRADE: &str = r#"{"exchange":"NASDAQ","symbol":"AAPL","price":150.25,"volume":100,"side":"buy","trade_id":"T-1"}"#;
@@ -53,7 +56,15 @@ async fn valid_trade_and_quote_are_stored_and_found_through_both_indexes() {
 
     let audits = tables.audits().await;
     assert_eq!(statuses(&audits), ["PROCESSED", "PROCESSED"]);
+    let retention_ends = chrono::Utc::now().timestamp()
+        + i64::from(names::Settings::DEFAULT_AUDIT_RETENTION_DAYS) * 86_400;
     for audit in &audits {
+        // Every entry expires with the stack's audit retention, counted from its write.
+        let expires_at: i64 = n(audit, names::EXPIRES_AT).parse().unwrap();
+        assert!(
+            (retention_ends - 60..=retention_ends).contains(&expires_at),
+            "{expires_at}"
+        );
         assert_eq!(s(audit, names::ENVIRONMENT), "test");
         assert!(s(audit, names::REQUEST_ID).starts_with("req-"));
         assert!(audit.contains_key("processing_ms"));
@@ -235,46 +246,173 @@ async fn a_retry_of_the_same_invocation_completes_instead_of_duplicating() {
     assert_eq!(statuses(&tables.audits().await), ["DUPLICATE", "PROCESSED"]);
 }
 
+/// A processor over `tables` whose DynamoDB calls go through a proxy failing `writes`.
+async fn faulted(tables: &Tables, writes: Writes) -> (Processor, FaultProxy) {
+    let proxy = FaultProxy::failing(&tests::tables::endpoint(), writes)
+        .await
+        .expect("fault proxy starts");
+    let config = proxy.processor_loader().load().await;
+    let processor = Processor::new(tables.settings(), processor::aws::dynamodb_client(&config));
+    (processor, proxy)
+}
+
+/// `raw` as the redrive publishes it again: a new envelope id, the original's named in
+/// `resources`, everything else as it was.
+fn redriven(raw: &str, new_id: &str) -> String {
+    let mut event: serde_json::Value = serde_json::from_str(raw).expect("an envelope");
+    let original = event["id"].as_str().expect("an id").to_string();
+    event["id"] = new_id.into();
+    event["resources"] = serde_json::json!([format!("{}{original}", names::REDRIVE_OF_PREFIX)]);
+    event.to_string()
+}
+
+fn processed(audits: &[HashMap<String, AttributeValue>]) -> Vec<&HashMap<String, AttributeValue>> {
+    audits
+        .iter()
+        .filter(|a| s(a, names::STATUS) == "PROCESSED")
+        .collect()
+}
+
+/// The first copy of a trade claims its guard; every write of its record fails, so it ends in
+/// the DLQ (with dev's 0 async retries, at once) and the guard names a record that is not there.
+async fn stuck_trade(tables: &Tables, id: &str) -> String {
+    let (faulted, proxy) = faulted(tables, Writes::Records).await;
+    let raw = envelope(id, "Trade Execution", TRADE);
+    let err = faulted.process(&raw, "req-stuck").await.unwrap_err();
+    assert!(err.to_string().contains("not stored"), "{err}");
+    assert!(
+        proxy.stats.injected_total() >= 3,
+        "{}",
+        proxy.stats.summary()
+    );
+    assert!(tables.records().await.is_empty());
+    raw
+}
+
 #[tokio::test]
-async fn a_trade_whose_first_copy_never_stored_is_not_swallowed_as_duplicate() {
+async fn a_stuck_trade_is_stored_once_by_its_redrive() {
     let tables = Tables::create().await;
     let p = tables.processor();
-    // A first copy claimed the trade's guard and then failed before writing its record.
-    let first = envelope("e-first", "Trade Execution", TRADE);
-    let rules = processor::event::Rules {
-        accepted_sources: vec!["market.data".into()],
-        max_future_skew_seconds: 300,
-        max_event_age_seconds: 86_400,
-    };
-    let event = processor::event::decode(&first, &rules, chrono::Utc::now()).unwrap();
-    let key = processor::item::dedupe_key(&event).unwrap();
-    tables
-        .client
-        .put_item()
-        .table_name(&tables.market_data)
-        .set_item(Some(processor::item::guard(&event, &key, 30)))
-        .send()
+    let stuck = stuck_trade(&tables, "e-stuck").await;
+
+    let copy = p
+        .process(&redriven(&stuck, "e-redrive-1"), "req-redrive-1")
         .await
         .unwrap();
+    assert_eq!(copy.status, "PROCESSED", "{}", copy.reason);
+    // A second redrive of the same letter (its delete failed, or the tool died), and the first
+    // copy's own late retry, both meet the record.
+    let again = p
+        .process(&redriven(&stuck, "e-redrive-2"), "req-redrive-2")
+        .await
+        .unwrap();
+    let late = p.process(&stuck, "req-late").await.unwrap();
+    assert_eq!((again.status, late.status), ("DUPLICATE", "DUPLICATE"));
 
-    // The same trade under a new envelope must fail (to be retried or dead-lettered), not
-    // become a DUPLICATE of a record that does not exist.
-    let copy = envelope("e-copy", "Trade Execution", TRADE);
-    let err = p.process(&copy, "req-copy").await.unwrap_err();
-    assert!(err.to_string().contains("e-first"), "{err}");
-    assert!(tables.records().await.is_empty());
-    assert_eq!(statuses(&tables.audits().await), ["FAILED"]);
-
-    // The first copy's own retry completes it, and then the copy is a duplicate.
+    let records = tables.records().await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(s(&records[0], names::EVENT_ID), "e-stuck");
+    assert_eq!(s(&records[0], names::DELIVERED_AS), "e-redrive-1");
+    let audits = tables.audits().await;
+    assert_eq!(processed(&audits).len(), 1);
     assert_eq!(
-        p.process(&first, "req-first").await.unwrap().status,
-        "PROCESSED"
+        statuses(&audits),
+        ["DUPLICATE", "DUPLICATE", "FAILED", "PROCESSED"]
     );
-    assert_eq!(
-        p.process(&copy, "req-copy").await.unwrap().status,
-        "DUPLICATE"
+}
+
+#[tokio::test]
+async fn a_stuck_trade_is_stored_once_by_the_feeds_republication() {
+    let tables = Tables::create().await;
+    let p = tables.processor();
+    let stuck = stuck_trade(&tables, "e-first").await;
+
+    // The feed publishes the trade again: a new envelope id and time, the same content.
+    let copy = envelope("e-again", "Trade Execution", TRADE);
+    let outcome = p.process(&copy, "req-again").await.unwrap();
+    assert_eq!(outcome.status, "PROCESSED", "{}", outcome.reason);
+    assert!(outcome.reason.contains("e-first"), "{}", outcome.reason);
+    // The first copy's redrive, and a third copy, are duplicates of that record.
+    let redrive = p
+        .process(&redriven(&stuck, "e-redrive"), "req-redrive")
+        .await
+        .unwrap();
+    let third = p
+        .process(&envelope("e-third", "Trade Execution", TRADE), "req-third")
+        .await
+        .unwrap();
+    assert_eq!((redrive.status, third.status), ("DUPLICATE", "DUPLICATE"));
+    assert!(third.reason.contains("dedupe key"), "{}", third.reason);
+
+    let records = tables.records().await;
+    assert_eq!(records.len(), 1);
+    // Stored under the guard's owner, so every later copy finds it by the same key.
+    assert_eq!(s(&records[0], names::EVENT_ID), "e-first");
+    assert_eq!(s(&records[0], names::DELIVERED_AS), "e-again");
+    assert_eq!(processed(&tables.audits().await).len(), 1);
+}
+
+#[tokio::test]
+async fn two_copies_taking_over_an_orphaned_guard_store_one_record() {
+    let tables = Tables::create().await;
+    let p = tables.processor();
+    stuck_trade(&tables, "e-orphan").await;
+
+    let a = envelope("e-taker-a", "Trade Execution", TRADE);
+    let b = envelope("e-taker-b", "Trade Execution", TRADE);
+    let (a, b) = tokio::join!(p.process(&a, "req-a"), p.process(&b, "req-b"));
+    let mut outcomes = [a.unwrap().status, b.unwrap().status];
+    outcomes.sort();
+    assert_eq!(outcomes, ["DUPLICATE", "PROCESSED"]);
+    assert_eq!(tables.records().await.len(), 1);
+    assert_eq!(processed(&tables.audits().await).len(), 1);
+}
+
+#[tokio::test]
+async fn a_duplicate_writes_the_processed_entry_its_record_lacks() {
+    let tables = Tables::create().await;
+    let p = tables.processor();
+    // The record lands and every write of its PROCESSED entry fails: the event ends in the DLQ
+    // with its record stored.
+    let (faulted, proxy) = faulted(&tables, Writes::Audits).await;
+    let raw = envelope("e-unaudited", "Trade Execution", TRADE);
+    let err = faulted.process(&raw, "req-1").await.unwrap_err();
+    assert!(
+        err.to_string().contains("not audited as PROCESSED"),
+        "{err}"
+    );
+    assert!(
+        proxy.stats.injected_total() >= 3,
+        "{}",
+        proxy.stats.summary()
     );
     assert_eq!(tables.records().await.len(), 1);
+    assert!(tables.audits().await.is_empty());
+
+    // A redelivery (here: a redrive) is a duplicate, and writes the missing entry.
+    let again = p
+        .process(&redriven(&raw, "e-redrive"), "req-2")
+        .await
+        .unwrap();
+    assert_eq!(again.status, "DUPLICATE", "{}", again.reason);
+    let audits = tables.audits().await;
+    assert_eq!(statuses(&audits), ["DUPLICATE", "PROCESSED"]);
+    let entry = processed(&audits)[0].clone();
+    assert_eq!(s(&entry, names::EVENT_ID), "e-unaudited");
+
+    // The re-published trade's duplicate path backfills too, and never makes a second entry:
+    // the entry's key is the record's.
+    let republished = p
+        .process(
+            &envelope("e-republished", "Trade Execution", TRADE),
+            "req-3",
+        )
+        .await
+        .unwrap();
+    assert_eq!(republished.status, "DUPLICATE");
+    let audits = tables.audits().await;
+    assert_eq!(processed(&audits).len(), 1);
+    assert_eq!(processed(&audits)[0], &entry, "the first backfill is kept");
 }
 
 #[tokio::test]

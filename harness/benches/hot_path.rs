@@ -45,6 +45,7 @@ fn hot_path(c: &mut Criterion) {
             request_id: "11111111-2222-4333-8444-555566667777",
             environment: "bench",
             processing_ms: 0.1,
+            retention_days: names::Settings::DEFAULT_AUDIT_RETENTION_DAYS,
         };
         b.iter(|| {
             for raw in &events {

@@ -190,6 +190,7 @@ fn items(run: &Run, raw: &str, request_id: &str) -> usize {
         request_id,
         environment: &settings.environment,
         processing_ms: 0.1,
+        retention_days: settings.audit_retention_days,
     };
     match event::decode(raw, rules, now) {
         Ok(event) => {

@@ -127,6 +127,15 @@ impl Upstream {
             Ok(collected) => collected.to_bytes(),
             Err(err) => return bad_gateway(&err.to_string()),
         };
+        self.forward_read(parts, body).await
+    }
+
+    /// [`forward`](Self::forward) for a request whose body has been read already.
+    pub async fn forward_read(
+        &self,
+        parts: hyper::http::request::Parts,
+        body: Bytes,
+    ) -> Response<Full<Bytes>> {
         let path = parts
             .uri
             .path_and_query()

@@ -16,7 +16,12 @@ pub const MAX_DETAIL_BYTES: usize = 32 * 1024;
 pub const MAX_SYMBOL_LEN: usize = 32;
 pub const MAX_EXCHANGE_LEN: usize = 16;
 pub const MAX_TRADE_ID_LEN: usize = 64;
+/// Envelope strings are bounded in bytes of UTF-8, the unit DynamoDB and CloudWatch Logs limit:
+/// an `id` of 43 "€" is 43 characters but 129 bytes, and is refused.
 pub const MAX_ENVELOPE_ID_LEN: usize = 128;
+/// EventBridge's own limit on `detail-type` and `source` is far below this; it holds for events
+/// that reach the function by direct invocation too.
+pub const MAX_ENVELOPE_TEXT_LEN: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -86,7 +91,12 @@ pub enum Body {
 /// A validated event, ready to be stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MarketEvent {
+    /// The id this delivery arrived under.
     pub envelope_id: String,
+    /// The id the event is stored and deduplicated under: the envelope id, or for a redriven
+    /// copy the id of the event it copies (its `resources` marker, see
+    /// [`names::REDRIVE_OF_PREFIX`]).
+    pub record_id: String,
     pub source: String,
     pub detail_type: String,
     pub kind: Kind,
@@ -167,9 +177,9 @@ pub fn decode(raw: &str, rules: &Rules, now: DateTime<Utc>) -> Result<MarketEven
     // Built only when the event is rejected: a valid event moves these strings into its
     // `MarketEvent` instead of copying them.
     let reject = |envelope: EventBridgeEvent<Box<RawValue>>, violations| Rejection {
-        envelope_id: envelope.id,
-        detail_type: Some(envelope.detail_type),
-        source: Some(envelope.source),
+        envelope_id: envelope.id.filter(|id| id.len() <= MAX_ENVELOPE_ID_LEN),
+        detail_type: Some(envelope.detail_type).filter(|t| t.len() <= MAX_ENVELOPE_TEXT_LEN),
+        source: Some(envelope.source).filter(|t| t.len() <= MAX_ENVELOPE_TEXT_LEN),
         kind,
         violations,
     };
@@ -178,11 +188,31 @@ pub fn decode(raw: &str, rules: &Rules, now: DateTime<Utc>) -> Result<MarketEven
         None => v.fail("id", "is required"),
         Some(id) if id.is_empty() || id.len() > MAX_ENVELOPE_ID_LEN => v.fail(
             "id",
-            format!("must be 1 to {MAX_ENVELOPE_ID_LEN} characters"),
+            format!(
+                "must be 1 to {MAX_ENVELOPE_ID_LEN} bytes of UTF-8, found {} bytes",
+                id.len()
+            ),
         ),
         Some(_) => {}
     }
-    if !rules.accepted_sources.contains(&envelope.source) {
+    for (field, text) in [
+        ("source", &envelope.source),
+        ("detail-type", &envelope.detail_type),
+    ] {
+        if text.len() > MAX_ENVELOPE_TEXT_LEN {
+            v.fail(
+                field,
+                format!(
+                    "is {} bytes; at most {MAX_ENVELOPE_TEXT_LEN} are accepted",
+                    text.len()
+                ),
+            );
+        }
+    }
+    let record_id = redrive_of(envelope.resources.as_deref(), &mut v);
+    if envelope.source.len() <= MAX_ENVELOPE_TEXT_LEN
+        && !rules.accepted_sources.contains(&envelope.source)
+    {
         v.fail(
             "source",
             format!(
@@ -192,7 +222,7 @@ pub fn decode(raw: &str, rules: &Rules, now: DateTime<Utc>) -> Result<MarketEven
             ),
         );
     }
-    if kind.is_none() {
+    if kind.is_none() && envelope.detail_type.len() <= MAX_ENVELOPE_TEXT_LEN {
         v.fail(
             "detail-type",
             format!(
@@ -257,22 +287,58 @@ pub fn decode(raw: &str, rules: &Rules, now: DateTime<Utc>) -> Result<MarketEven
             Some(currency),
             Some(event_time),
             Some(body),
-        ) if v.violations.is_empty() => Ok(MarketEvent {
+        ) if v.violations.is_empty() => {
             // Checked above: without an id there is a violation.
-            envelope_id: envelope.id.unwrap_or_default(),
-            source: envelope.source,
-            detail_type: envelope.detail_type,
-            kind,
-            event_time,
-            detail_timestamp,
-            exchange,
-            symbol,
-            currency,
-            body,
-            extra: detail,
-        }),
+            let envelope_id = envelope.id.unwrap_or_default();
+            Ok(MarketEvent {
+                record_id: record_id.unwrap_or_else(|| envelope_id.clone()),
+                envelope_id,
+                source: envelope.source,
+                detail_type: envelope.detail_type,
+                kind,
+                event_time,
+                detail_timestamp,
+                exchange,
+                symbol,
+                currency,
+                body,
+                extra: detail,
+            })
+        }
         _ => Err(reject(envelope, v.violations)),
     }
+}
+
+/// The original id a redriven copy names in its `resources`, if it is one. More than one marker,
+/// or one with an unusable id, is refused: the copy's identity would be a guess.
+fn redrive_of(resources: Option<&[String]>, v: &mut Validator) -> Option<String> {
+    let mut markers = resources
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| r.strip_prefix(names::REDRIVE_OF_PREFIX));
+    let first = markers.next()?;
+    if markers.next().is_some() {
+        v.fail(
+            "resources",
+            format!(
+                "names more than one original event ({}...); a redriven copy has one",
+                names::REDRIVE_OF_PREFIX
+            ),
+        );
+        return None;
+    }
+    if first.is_empty() || first.len() > MAX_ENVELOPE_ID_LEN {
+        v.fail(
+            "resources",
+            format!(
+                "{}<id> must name an id of 1 to {MAX_ENVELOPE_ID_LEN} bytes, found {} bytes",
+                names::REDRIVE_OF_PREFIX,
+                first.len()
+            ),
+        );
+        return None;
+    }
+    Some(first.to_string())
 }
 
 /// Names the envelope field that made the typed decode fail; serde's message alone does not.
@@ -304,10 +370,17 @@ fn envelope_rejection(raw: &str, err: &serde_json::Error) -> Rejection {
             return rejection;
         }
     };
-    let text = |key: &str| object.get(key).and_then(Value::as_str).map(String::from);
-    rejection.envelope_id = text("id");
-    rejection.detail_type = text("detail-type");
-    rejection.source = text("source");
+    // Oversized strings stay out of the audit entry's attributes; its raw copy still has them.
+    let text = |key: &str, max: usize| {
+        object
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|text| text.len() <= max)
+            .map(String::from)
+    };
+    rejection.envelope_id = text("id", MAX_ENVELOPE_ID_LEN);
+    rejection.detail_type = text("detail-type", MAX_ENVELOPE_TEXT_LEN);
+    rejection.source = text("source", MAX_ENVELOPE_TEXT_LEN);
     rejection.kind = rejection
         .detail_type
         .as_deref()

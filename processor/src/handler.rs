@@ -1,5 +1,6 @@
 //! One event in, one outcome out: decode, validate, store, audit.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
@@ -25,9 +26,15 @@ pub struct Processor {
 }
 
 /// How a valid event ended in the store.
-enum Stored {
-    New { received_at: String },
-    Duplicate { reason: String },
+struct Stored<'a> {
+    /// The event as its record holds it: the delivered event, or, for a trade whose first copy
+    /// claimed the guard, that copy's id and event time.
+    event: Cow<'a, MarketEvent>,
+    /// The record's `received_at`, which keys its PROCESSED entry.
+    received_at: String,
+    /// This delivery wrote the record (else it was there already).
+    new: bool,
+    reason: String,
 }
 
 /// What happened to one event; returned to the caller and logged.
@@ -142,6 +149,7 @@ impl Processor {
             request_id,
             environment: &self.settings.environment,
             processing_ms,
+            retention_days: self.settings.audit_retention_days,
         };
 
         let event = match event::decode(raw, &self.rules, received_at) {
@@ -163,22 +171,41 @@ impl Processor {
         };
 
         let (status, reason) = match self.store_event(&event, received_at, request_id).await {
-            Ok(Stored::New { received_at }) => {
-                let audit = item::processed_audit(&event, &received_at, &audit_ctx(elapsed_ms()));
-                self.audit(audit, Some(&event.envelope_id), Status::Processed)
-                    .await?;
-                (Status::Processed, "stored".to_string())
-            }
-            Ok(Stored::Duplicate { reason }) => {
-                let audit = item::audit_for_event(
-                    &event,
-                    Status::Duplicate,
-                    &reason,
+            Ok(stored) => {
+                let processed = item::processed_audit(
+                    &stored.event,
+                    &stored.received_at,
                     &audit_ctx(elapsed_ms()),
                 );
-                self.audit(audit, Some(&event.envelope_id), Status::Duplicate)
-                    .await?;
-                (Status::Duplicate, reason)
+                if stored.new {
+                    self.audit(processed, Some(&event.record_id), Status::Processed)
+                        .await?;
+                    (Status::Processed, stored.reason)
+                } else {
+                    // The record's own invocation may have failed after storing it (its PROCESSED
+                    // write ran out of retries): every later copy writes that entry if it is
+                    // missing. Its key is the record's, so this never makes a second one.
+                    let duplicate = item::audit_for_event(
+                        &event,
+                        Status::Duplicate,
+                        &stored.reason,
+                        &audit_ctx(elapsed_ms()),
+                    );
+                    let (backfill, audit) = tokio::join!(
+                        self.store.backfill_audit(processed),
+                        self.store.write_audit(duplicate)
+                    );
+                    for (result, status) in
+                        [(backfill, Status::Processed), (audit, Status::Duplicate)]
+                    {
+                        result.map_err(|source| ProcessError::Audit {
+                            event_id: event.record_id.clone(),
+                            status: status.as_str(),
+                            source,
+                        })?;
+                    }
+                    (Status::Duplicate, stored.reason)
+                }
             }
             Err(source) => {
                 let reason = source.to_string();
@@ -219,59 +246,63 @@ impl Processor {
 
     /// The guard (for trades with an id), then the record: the guard must be decided first,
     /// or a re-published trade could be stored before it is recognised.
-    async fn store_event(
+    async fn store_event<'a>(
         &self,
-        event: &MarketEvent,
+        event: &'a MarketEvent,
         received_at: DateTime<Utc>,
         request_id: &str,
-    ) -> Result<Stored, StoreError> {
+    ) -> Result<Stored<'a>, StoreError> {
         let ttl_days = self.settings.ttl_days;
         let dedupe_key = item::dedupe_key(event);
+        let mut stored_as = Cow::Borrowed(event);
         if let Some(key) = &dedupe_key {
             let guard = item::guard(event, key, ttl_days);
             if let GuardOutcome::TakenBy { owner, timestamp } =
-                self.store.claim_guard(guard, &event.envelope_id).await?
+                self.store.claim_guard(guard, &event.record_id).await?
             {
-                // A guard whose record never landed (its event failed, maybe to the DLQ) must
-                // not swallow this copy: fail, so that it is retried or dead-lettered too.
-                if !self.owner_stored(&owner, &timestamp).await? {
-                    return Err(StoreError::Transient {
-                        operation: "PutItem",
-                        message: format!(
-                            "trade already claimed by event {owner:?}, whose record is not stored (yet)"
-                        ),
-                    });
-                }
-                return Ok(Stored::Duplicate {
-                    reason: format!("same trade as event {owner:?} (dedupe key {key})"),
-                });
+                // Another copy of this trade holds the guard. Its record may be stored, or may
+                // never land (that copy failed, maybe to the DLQ). Either way this copy writes
+                // under the owner's key, with the same conditional put: if the record is there
+                // it is a duplicate, if not this copy stores the trade in the owner's place.
+                // The owner's own retry or redrive then meets that record. One key, so however
+                // many copies race, one record.
+                stored_as = Cow::Owned(adopt(event, owner, &timestamp)?);
             }
         }
         let record = item::record(
-            event,
+            &stored_as,
             dedupe_key.as_deref(),
             received_at,
             request_id,
             ttl_days,
         );
+        let taken_from =
+            (stored_as.record_id != event.record_id).then(|| stored_as.record_id.clone());
         Ok(match self.store.put_record(record, request_id).await? {
-            RecordOutcome::Stored { received_at } => Stored::New { received_at },
-            RecordOutcome::Duplicate => Stored::Duplicate {
-                reason: "already stored: same envelope id and event time".to_string(),
+            RecordOutcome::Stored { received_at } => Stored {
+                reason: match &taken_from {
+                    None => "stored".to_string(),
+                    Some(owner) => format!(
+                        "stored under event {owner:?}, the trade's first copy, whose own record \
+                         had not landed"
+                    ),
+                },
+                event: stored_as,
+                received_at,
+                new: true,
+            },
+            RecordOutcome::Duplicate { received_at } => Stored {
+                reason: match (&taken_from, &dedupe_key) {
+                    (Some(owner), Some(key)) => {
+                        format!("same trade as event {owner:?} (dedupe key {key})")
+                    }
+                    _ => "already stored: same envelope id and event time".to_string(),
+                },
+                event: stored_as,
+                received_at,
+                new: false,
             },
         })
-    }
-
-    /// Whether the record behind a taken guard exists. Its owner may be between its guard and
-    /// record writes right now, so a miss is re-read a few times before it counts.
-    async fn owner_stored(&self, owner: &str, timestamp: &str) -> Result<bool, StoreError> {
-        for delay_ms in [20, 80, 320] {
-            if self.store.record_exists(owner, timestamp).await? {
-                return Ok(true);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
-        }
-        self.store.record_exists(owner, timestamp).await
     }
 
     async fn audit(
@@ -319,6 +350,29 @@ impl Processor {
         metrics::emit(&self.settings.environment, status, processing_ms);
         outcome
     }
+}
+
+/// `event` as the trade's first copy `owner` would have stored it: same content, the owner's id
+/// and event time (the guard holds both).
+fn adopt(event: &MarketEvent, owner: String, timestamp: &str) -> Result<MarketEvent, StoreError> {
+    let corrupt = || StoreError::Permanent {
+        operation: "PutItem",
+        message: format!(
+            "the dedupe guard of trade event {:?} names no usable record (owner {owner:?}, \
+             timestamp {timestamp:?})",
+            event.envelope_id
+        ),
+    };
+    if owner.is_empty() {
+        return Err(corrupt());
+    }
+    let event_time = DateTime::parse_from_rfc3339(timestamp)
+        .map_err(|_| corrupt())?
+        .with_timezone(&Utc);
+    let mut adopted = event.clone();
+    adopted.record_id = owner;
+    adopted.event_time = event_time;
+    Ok(adopted)
 }
 
 /// The Lambda handler: a plain async fn over the typed invocation.

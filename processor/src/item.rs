@@ -100,8 +100,9 @@ pub fn record(
     request_id: &str,
     ttl_days: u32,
 ) -> Item {
-    let mut item = Item::with_capacity(20);
-    item.insert(names::EVENT_ID.into(), s(&event.envelope_id));
+    let mut item = Item::with_capacity(21);
+    item.insert(names::EVENT_ID.into(), s(&event.record_id));
+    delivered_as(&mut item, event);
     item.insert(names::TIMESTAMP.into(), s(event.timestamp_key()));
     item.insert(names::EVENT_TYPE.into(), s(event.kind.as_str()));
     item.insert(names::DETAIL_TYPE.into(), s(&event.detail_type));
@@ -164,7 +165,7 @@ pub fn guard(event: &MarketEvent, dedupe_key: &str, ttl_days: u32) -> Item {
     HashMap::from([
         (names::EVENT_ID.into(), s(dedupe_key)),
         (names::TIMESTAMP.into(), s(names::DEDUPE_SORT_KEY)),
-        (names::GUARD_RECORD_EVENT_ID.into(), s(&event.envelope_id)),
+        (names::GUARD_RECORD_EVENT_ID.into(), s(&event.record_id)),
         (
             names::GUARD_RECORD_TIMESTAMP.into(),
             s(event.timestamp_key()),
@@ -181,6 +182,8 @@ pub struct AuditContext<'a> {
     pub request_id: &'a str,
     pub environment: &'a str,
     pub processing_ms: f64,
+    /// The stack's audit retention: every entry expires this many days after it is written.
+    pub retention_days: u32,
 }
 
 /// The PROCESSED entry of a stored record. Its key derives from the record (envelope id, event
@@ -188,7 +191,7 @@ pub struct AuditContext<'a> {
 /// overwrites the same entry: one PROCESSED entry per record, however often it is written.
 pub fn processed_audit(event: &MarketEvent, received_at: &str, ctx: &AuditContext) -> Item {
     let digest = Sha256::new()
-        .chain_update(event.envelope_id.as_bytes())
+        .chain_update(event.record_id.as_bytes())
         .chain_update(b"\n")
         .chain_update(event.timestamp_key().as_bytes())
         .chain_update(b"\n")
@@ -219,8 +222,17 @@ pub fn audit_for_event(
     item
 }
 
+/// The delivery id of a copy stored under another event's id (a redrive, or a copy that stood
+/// in for a trade's first copy): without it the audit could not tell which delivery did what.
+fn delivered_as(item: &mut Item, event: &MarketEvent) {
+    if event.envelope_id != event.record_id {
+        item.insert(names::DELIVERED_AS.into(), s(&event.envelope_id));
+    }
+}
+
 fn describe_event(item: &mut Item, event: &MarketEvent) {
-    item.insert(names::EVENT_ID.into(), s(&event.envelope_id));
+    item.insert(names::EVENT_ID.into(), s(&event.record_id));
+    delivered_as(item, event);
     item.insert(names::EVENT_TYPE.into(), s(event.kind.as_str()));
     item.insert(names::DETAIL_TYPE.into(), s(&event.detail_type));
     item.insert(names::SOURCE.into(), s(&event.source));
@@ -293,6 +305,10 @@ fn audit_base(
         names::PROCESSING_MS.into(),
         AttributeValue::N(format!("{:.3}", ctx.processing_ms)),
     );
+    item.insert(
+        names::EXPIRES_AT.into(),
+        n(Utc::now().timestamp() + i64::from(ctx.retention_days) * 86_400),
+    );
     item
 }
 
@@ -351,12 +367,13 @@ mod tests {
             request_id: "r-1",
             environment: "test",
             processing_ms: 1.5,
+            retention_days: 2557,
         };
         let audit = processed_audit(&event, &received_at, &ctx);
         let digest = Sha256::digest(
             format!(
                 "{}\n{}\n{received_at}",
-                event.envelope_id,
+                event.record_id,
                 event.timestamp_key()
             )
             .as_bytes(),

@@ -42,8 +42,9 @@ pub enum RecordOutcome {
     /// The record exists and this invocation wrote it, now or in an earlier attempt with the
     /// same request id; `received_at` is the stored value, which keys the PROCESSED audit.
     Stored { received_at: String },
-    /// Another invocation stored this event.
-    Duplicate,
+    /// Another invocation stored this event; `received_at` is the stored record's, which keys
+    /// its PROCESSED entry.
+    Duplicate { received_at: String },
 }
 
 #[derive(Clone)]
@@ -124,23 +125,6 @@ impl Store {
         }
     }
 
-    /// Whether a market-data record exists, read consistently.
-    pub async fn record_exists(&self, event_id: &str, timestamp: &str) -> Result<bool, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.market_data_table)
-            .key(names::EVENT_ID, AttributeValue::S(event_id.to_string()))
-            .key(names::TIMESTAMP, AttributeValue::S(timestamp.to_string()))
-            .projection_expression("#k")
-            .expression_attribute_names("#k", names::EVENT_ID)
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|err| classify("GetItem", &err))?;
-        Ok(output.item.is_some())
-    }
-
     /// Writes a market-data record unless its key exists. An existing record written under
     /// the same request id is this invocation's own earlier attempt, so it counts as stored.
     pub async fn put_record(
@@ -160,7 +144,11 @@ impl Store {
                         .to_string(),
                 })
             }
-            Some(_) => Ok(RecordOutcome::Duplicate),
+            Some(existing) => Ok(RecordOutcome::Duplicate {
+                received_at: text(&existing, names::RECEIVED_AT)
+                    .unwrap_or_default()
+                    .to_string(),
+            }),
         }
     }
 
@@ -186,7 +174,7 @@ impl Store {
         }
     }
 
-    /// Writes one audit entry on its own (DUPLICATE, REJECTED, FAILED).
+    /// Writes one audit entry.
     pub async fn write_audit(&self, audit: Item) -> Result<(), StoreError> {
         self.client
             .put_item()
@@ -196,6 +184,26 @@ impl Store {
             .await
             .map(|_| ())
             .map_err(|err| classify("PutItem", &err))
+    }
+
+    /// Writes an audit entry unless its key exists: the PROCESSED entry a later copy writes on
+    /// behalf of a stored record, which must not overwrite what the storing invocation wrote.
+    pub async fn backfill_audit(&self, audit: Item) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.audit_trail_table)
+            .set_item(Some(audit))
+            .condition_expression(format!("attribute_not_exists({})", names::AUDIT_ID))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(()),
+                _ => Err(classify("PutItem", &err)),
+            },
+        }
     }
 }
 

@@ -201,7 +201,7 @@ fn every_reject_reason_names_the_field_and_the_rule() {
         (
             trade("").replace(r#""id":"evt-1""#, r#""id":"""#),
             "id",
-            "1 to 128 characters",
+            "1 to 128 bytes of UTF-8",
         ),
         (
             trade("").replace("market.data", "evil.feed"),
