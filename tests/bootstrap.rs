@@ -187,3 +187,42 @@ async fn bootstrap_with_a_missing_table_fails_init() {
     assert!(stderr.contains("audit-trail-missing"), "{stderr}");
     assert!(stderr.contains("AUDIT_TRAIL_TABLE"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_panic_in_the_handler_fails_that_invocation_and_the_runtime_goes_on() {
+    let tables = Tables::create().await;
+    let mut api = RuntimeApi::start().await.expect("runtime API");
+    let mut child = bootstrap(Some(&api), &tables.market_data, &tables.audit_trail)
+        .env("BOOTSTRAP_PANIC_PROBE", "e-panic")
+        .spawn()
+        .expect("spawn bootstrap");
+    let trade = r#"{"exchange":"NASDAQ","symbol":"MSFT","price":"412.07","volume":3}"#;
+
+    api.invoke("req-panic", &envelope("e-panic", "Trade Execution", trade));
+    match reply(&mut api, &mut child).await {
+        // An invocation error: Lambda retries the event and then dead-letters it.
+        Reply::Error { request_id, body } => {
+            assert_eq!(request_id, "req-panic");
+            let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert!(
+                error["errorMessage"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("panicking on purpose")),
+                "{body}"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // The same process serves the next invocation.
+    api.invoke("req-next", &envelope("e-next", "Trade Execution", trade));
+    match reply(&mut api, &mut child).await {
+        Reply::Response { body, .. } => assert!(body.contains("PROCESSED"), "{body}"),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(
+        child.try_wait().expect("child status").is_none(),
+        "bootstrap exited"
+    );
+    child.kill().await.ok();
+    assert_eq!(tables.records().await.len(), 1);
+}

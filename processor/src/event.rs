@@ -279,6 +279,16 @@ pub fn decode(raw: &str, rules: &Rules, now: DateTime<Utc>) -> Result<MarketEven
         None => None,
     };
 
+    // The top level refused repeated keys already; only nested values (unknown fields, as the
+    // known ones are scalars) need the second walk, so the common event pays nothing for it.
+    if detail
+        .values()
+        .any(|value| value.is_object() || value.is_array())
+        && let Err(err) = serde_json::from_str::<NoRepeatedKeys>(detail_text)
+    {
+        v.fail("detail", err.to_string());
+    }
+
     match (kind, exchange, symbol, currency, event_time, body) {
         (
             Some(kind),
@@ -483,6 +493,64 @@ impl<'de> Deserialize<'de> for UniqueKeyObject {
     }
 }
 
+/// Walks JSON text and fails on an object, at any depth, that names a field twice: serde_json's
+/// `Value` would keep the last one silently, and a stored `extra` would differ from what was
+/// sent. (With `arbitrary_precision` a number is seen here as a one-field object: harmless.)
+struct NoRepeatedKeys;
+
+impl<'de> Deserialize<'de> for NoRepeatedKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = NoRepeatedKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(NoRepeatedKeys)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(NoRepeatedKeys)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(NoRepeatedKeys)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(NoRepeatedKeys)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(NoRepeatedKeys)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(NoRepeatedKeys)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<Self::Value, A::Error> {
+                while access.next_element::<NoRepeatedKeys>()?.is_some() {}
+                Ok(NoRepeatedKeys)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut seen = std::collections::HashSet::new();
+                while let Some(key) = access.next_key::<String>()? {
+                    access.next_value::<NoRepeatedKeys>()?;
+                    if !seen.insert(key.clone()) {
+                        return Err(serde::de::Error::custom(format!(
+                            "field {key:?} appears more than once in a nested object"
+                        )));
+                    }
+                }
+                Ok(NoRepeatedKeys)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
 /// Collects every violation of a detail, so a feed sees all its mistakes at once.
 #[derive(Default)]
 struct Validator {
@@ -615,26 +683,40 @@ impl Validator {
                 return None;
             }
         };
+        // chrono reads second 60 in any minute as a leap second; as a sort key it would sort
+        // inside the next minute's keys, and no feed stamps real leap seconds (none since 2016).
+        if time.timestamp_subsec_nanos() >= 1_000_000_000 {
+            self.fail(
+                field,
+                "has second 60 (a leap second), which is not accepted: send 59.999 or the next \
+                 minute",
+            );
+            return None;
+        }
         let time = truncate_to_millis(time);
-        let ahead = time.signed_duration_since(now).num_seconds();
-        let behind = now.signed_duration_since(time).num_seconds();
-        if ahead > i64::from(rules.max_future_skew_seconds) {
+        // Compared to the millisecond, not in whole seconds: 300.4 s ahead is more than 300.
+        let ahead = time.signed_duration_since(now);
+        let behind = now.signed_duration_since(time);
+        let seconds = |d: chrono::Duration| d.num_milliseconds() as f64 / 1000.0;
+        if ahead > chrono::Duration::seconds(i64::from(rules.max_future_skew_seconds)) {
             self.fail(
                 field,
                 format!(
-                    "{} is {ahead} s ahead of the processing clock; at most {} s allowed",
+                    "{} is {:.3} s ahead of the processing clock; at most {} s allowed",
                     format_timestamp(time),
+                    seconds(ahead),
                     rules.max_future_skew_seconds
                 ),
             );
             return None;
         }
-        if behind > i64::from(rules.max_event_age_seconds) {
+        if behind > chrono::Duration::seconds(i64::from(rules.max_event_age_seconds)) {
             self.fail(
                 field,
                 format!(
-                    "{} is {behind} s old; at most {} s allowed",
+                    "{} is {:.3} s old; at most {} s allowed",
                     format_timestamp(time),
+                    seconds(behind),
                     rules.max_event_age_seconds
                 ),
             );

@@ -89,8 +89,16 @@ pub fn parse_decimal_text(text: &str) -> Result<Decimal, NumberError> {
             }
         }
     }
+    // A 96-bit mantissa holds some 29-digit values and not others; the contract is 28 digits
+    // for every value, so that whether a price is kept cannot depend on which digits it has.
+    if value.normalize().mantissa().unsigned_abs() >= MAX_MANTISSA {
+        return Err(NumberError::TooPrecise);
+    }
     Ok(value)
 }
+
+/// 10^28: the smallest mantissa with 29 significant digits.
+const MAX_MANTISSA: u128 = 10_000_000_000_000_000_000_000_000_000;
 
 /// Splits a JSON number into mantissa and exponent text (`"0"` when absent), or `None` if the
 /// text is not a JSON number.

@@ -91,7 +91,7 @@ pub fn run(root: &Path, stack: &str, action: Action, options: &Options) -> Resul
         aws_credentials(&config.region)?;
     }
 
-    if action.changes_resources() && StackConfig::is_production(stack) && !options.yes {
+    if action.changes_resources() && config.is_production() && !options.yes {
         let stdin = std::io::stdin();
         let interactive = stdin.is_terminal();
         confirm(

@@ -8,6 +8,17 @@ use names::Settings;
 use processor::{Processor, handle, metrics, telemetry};
 use serde_json::value::RawValue;
 
+// A panic must end one invocation with an error (lambda_runtime catches it and reports it, and
+// Lambda retries the event, then dead-letters it), not abort the process and take the sandbox
+// and every event queued for it down. That needs the unwinding panic strategy.
+#[cfg(panic = "abort")]
+compile_error!("the bootstrap must be built with panic = \"unwind\" (see [profile.release])");
+
+/// In a debug build, a panic in the handler on the event whose envelope id this variable holds:
+/// how the tests show what a panic does. Release builds do not read it.
+#[cfg(debug_assertions)]
+const PANIC_PROBE: &str = "BOOTSTRAP_PANIC_PROBE";
+
 /// Variables the Lambda service sets; lambda_runtime panics without them, so check first.
 const RUNTIME_VARS: [&str; 4] = [
     "AWS_LAMBDA_RUNTIME_API",
@@ -49,8 +60,20 @@ async fn main() -> ExitCode {
     }
 
     let processor = &processor;
+    #[cfg(debug_assertions)]
+    let probe = std::env::var(PANIC_PROBE)
+        .ok()
+        .map(|id| format!("\"id\":\"{id}\""));
+    #[cfg(debug_assertions)]
+    let probe = probe.as_deref();
     let result = lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<Box<RawValue>>| async move { handle(processor, event).await },
+        move |event: LambdaEvent<Box<RawValue>>| async move {
+            #[cfg(debug_assertions)]
+            if probe.is_some_and(|id| event.payload.get().contains(id)) {
+                panic!("{PANIC_PROBE}: panicking on purpose");
+            }
+            handle(processor, event).await
+        },
     ))
     .await;
     match result {
