@@ -97,6 +97,32 @@ mod tests {
         assert_eq!(doc["ProcessingLatency"].to_string(), "1.235");
     }
 
+    /// The alarms read these metrics by the names in `names`; the document must declare each.
+    #[test]
+    fn document_declares_the_metric_names_alarms_use() {
+        let doc: serde_json::Value =
+            serde_json::from_str(&document("dev", Status::Processed, 1.0, 42)).unwrap();
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Dimensions"][0][0], names::METRIC_DIMENSION);
+        let declared: Vec<&str> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["Name"].as_str())
+            .collect();
+        for name in [
+            names::METRIC_PROCESSED,
+            names::METRIC_DUPLICATE,
+            names::METRIC_REJECTED,
+            names::METRIC_FAILED,
+            names::METRIC_PROCESSING_LATENCY,
+        ] {
+            assert!(declared.contains(&name), "{name} not declared: {declared:?}");
+            assert!(doc.get(name).is_some(), "{name} has no value");
+        }
+        assert_eq!(doc[names::METRIC_DIMENSION], "dev");
+    }
+
     /// The document as `serde_json` builds it from a value tree: the reference for the
     /// hand-written one.
     fn reference(environment: &str, status: Status, processing_ms: f64, now_ms: i64) -> String {
