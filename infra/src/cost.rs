@@ -81,14 +81,16 @@ pub const CUSTOM_METRICS: Price = Price {
     per: "per custom metric-month (first 10,000)",
     page: "https://aws.amazon.com/cloudwatch/pricing/",
 };
+/// CloudWatch bills an alarm per metric it evaluates: one for a metric alarm, each metric of the
+/// expression for an alarm on metric math.
 pub const ALARM_STANDARD: Price = Price {
     usd: 0.10,
-    per: "per standard-resolution alarm-month",
+    per: "per alarm metric-month, standard resolution (period of 60 s or more)",
     page: "https://aws.amazon.com/cloudwatch/pricing/",
 };
 pub const ALARM_HIGH_RESOLUTION: Price = Price {
     usd: 0.30,
-    per: "per high-resolution alarm-month (period under 60 s)",
+    per: "per alarm metric-month, high resolution (period under 60 s)",
     page: "https://aws.amazon.com/cloudwatch/pricing/",
 };
 
@@ -321,23 +323,34 @@ pub fn estimate(config: &StackConfig, model: &Model, traffic: &Traffic) -> Estim
         }
     }
 
-    // TTL keeps each item for ttl_days; expired items are deleted for free.
-    let days = f64::from(config.dynamodb.ttl_days);
-    let per_day = |monthly: f64| monthly / DAYS_PER_MONTH * days;
+    // TTL keeps records and guards for ttl_days and audit entries for the audit retention;
+    // expired items are deleted for free. The steady state holds that many days of traffic.
+    let kept = |monthly: f64, days: u32| monthly / DAYS_PER_MONTH * f64::from(days);
+    let ttl = config.dynamodb.ttl_days;
+    let retention = config.audit.retention_days;
     let market_table =
-        stored_gib(per_day(valid), RECORD_KB, 1.0) + stored_gib(per_day(trades), GUARD_KB, 1.0);
-    let market_gib = market_table + stored_gib(per_day(valid), RECORD_KB, market_indexes);
-    let audit_table = stored_gib(per_day(valid), AUDIT_KB, 1.0)
-        + stored_gib(per_day(rejected), REJECTED_AUDIT_KB, 1.0);
+        stored_gib(kept(valid, ttl), RECORD_KB, 1.0) + stored_gib(kept(trades, ttl), GUARD_KB, 1.0);
+    let market_gib = market_table + stored_gib(kept(valid, ttl), RECORD_KB, market_indexes);
+    let audit_table = stored_gib(kept(valid, retention), AUDIT_KB, 1.0)
+        + stored_gib(kept(rejected, retention), REJECTED_AUDIT_KB, 1.0);
     let audit_gib = audit_table * (1.0 + audit_indexes);
     lines.push(line(
         format!(
-            "DynamoDB storage, both tables and indexes ({} d TTL)",
-            config.dynamodb.ttl_days
+            "DynamoDB storage, {} and indexes ({ttl} d TTL)",
+            model.tables[0].name
         ),
-        format!("{:.2} GB", market_gib + audit_gib),
+        format!("{market_gib:.2} GB"),
         DYNAMODB_STORAGE,
-        market_gib + audit_gib,
+        market_gib,
+    ));
+    lines.push(line(
+        format!(
+            "DynamoDB storage, {} and index ({retention} d retention)",
+            model.tables[1].name
+        ),
+        format!("{audit_gib:.2} GB"),
+        DYNAMODB_STORAGE,
+        audit_gib,
     ));
     if config.dynamodb.point_in_time_recovery {
         lines.push(line(
@@ -379,11 +392,12 @@ pub fn estimate(config: &StackConfig, model: &Model, traffic: &Traffic) -> Estim
     } else {
         ALARM_STANDARD
     };
+    let alarm_metrics: usize = model.alarms.iter().map(|a| a.metric_count()).sum();
     lines.push(line(
         "CloudWatch alarms",
-        format!("{} alarms", model.alarms.len()),
+        format!("{} alarms, {alarm_metrics} metrics", model.alarms.len()),
         alarm_price,
-        model.alarms.len() as f64,
+        alarm_metrics as f64,
     ));
 
     if config.region != "us-east-1" {
@@ -517,16 +531,40 @@ mod tests {
     }
 
     #[test]
-    fn storage_follows_the_ttl_and_dev_has_no_pitr() {
+    fn storage_follows_the_ttl_and_the_audit_retention_and_dev_has_no_pitr() {
         let dev = stack("dev");
         let model = Model::from_stack(&dev);
         let short = estimate(&dev, &model, &traffic(1_000_000));
+        let records = |e: &Estimate| cost_of(e, "DynamoDB storage, market-data");
+        let trail = |e: &Estimate| cost_of(e, "DynamoDB storage, audit-trail");
         let mut longer = dev.clone();
         longer.dynamodb.ttl_days *= 2;
         let long = estimate(&longer, &Model::from_stack(&longer), &traffic(1_000_000));
-        let storage = |e: &Estimate| cost_of(e, "DynamoDB storage");
-        assert!((storage(&long) / storage(&short) - 2.0).abs() < 1e-9);
+        assert!((records(&long) / records(&short) - 2.0).abs() < 1e-9);
+        assert!((trail(&long) / trail(&short) - 1.0).abs() < 1e-9);
+        let mut kept = dev.clone();
+        kept.audit.retention_days *= 3;
+        let kept = estimate(&kept, &Model::from_stack(&kept), &traffic(1_000_000));
+        assert!((trail(&kept) / trail(&short) - 3.0).abs() < 1e-9);
+        assert!((records(&kept) / records(&short) - 1.0).abs() < 1e-9);
         assert_eq!(cost_of(&short, "DynamoDB point-in-time"), 0.0);
+    }
+
+    #[test]
+    fn alarms_are_priced_per_metric_they_read() {
+        let config = stack("prod");
+        let model = Model::from_stack(&config);
+        let e = estimate(&config, &model, &traffic(1));
+        // 18 alarms; the rejected share reads 4 metrics and market-data's two DynamoDB alarms 2
+        // each: 18 - 3 + 4 + 2 + 2 = 23 alarm metrics at $0.10 (prod's period is 60 s).
+        assert_eq!(model.alarms.len(), 18);
+        let metrics: usize = model.alarms.iter().map(|a| a.metric_count()).sum();
+        assert_eq!(metrics, 23);
+        assert!((cost_of(&e, "CloudWatch alarms") - 2.3).abs() < 1e-9);
+        let mut fast = config.clone();
+        fast.alarms.period_seconds = 30;
+        let e = estimate(&fast, &Model::from_stack(&fast), &traffic(1));
+        assert!((cost_of(&e, "CloudWatch alarms") - 23.0 * 0.30).abs() < 1e-9);
     }
 
     #[test]

@@ -25,7 +25,9 @@ use crate::stack::{self, StackConfig};
 pub use program::{ConfigEntry, config_entries};
 
 /// The command Pulumi runs to obtain the program (from the project directory).
-pub const COMPILER: &str = "cargo run --quiet --package infra --bin pulumi-program";
+/// `--locked`: the compiler builds with the committed Cargo.lock, so a preview never resolves
+/// (or fetches) other dependency versions than those the program was checked with.
+pub const COMPILER: &str = "cargo run --locked --quiet --package infra --bin pulumi-program";
 /// The same program on demand, for a person: what the program's header names.
 pub const PRINT_PROGRAM: &str = "cargo xtask render --program";
 pub const PROJECT_FILE: &str = "Pulumi.yaml";
@@ -163,7 +165,7 @@ fn problems(rendered: &Rendered, entries: &[ConfigEntry], schema: &Schema) -> Re
     let context = policy::Context {
         schema,
         suffix: &rendered.model.suffix,
-        production: StackConfig::is_production(&rendered.stack),
+        production: rendered.model.production,
         config: &config,
     };
     let mut problems: Vec<String> = schema::check_program(schema, &parsed)
@@ -183,17 +185,10 @@ pub fn render_files(root: &Path, stacks: &[String]) -> Result<Vec<(String, Strin
     let schema = Schema::bundled().context("the bundled provider schema does not parse")?;
     let mut files = vec![(PROJECT_FILE.to_string(), project_file()?)];
     let mut failures = Vec::new();
-    let mut suffixes: BTreeMap<String, String> = BTreeMap::new();
+    // No two stacks share a suffix: each file's environment is its own name.
     for stack in stacks {
         match render_stack(root, stack, &schema) {
             Ok(rendered) => {
-                if let Some(other) = suffixes.insert(rendered.model.suffix.clone(), stack.clone()) {
-                    failures.push(format!(
-                        "{}: environment: {:?} is also the suffix of stack `{other}`; allowed a suffix no other stack uses",
-                        stack::stack_file(stack),
-                        rendered.model.suffix
-                    ));
-                }
                 let name = rendered.stack_file_name();
                 let existing = read_optional(&root.join(&name))?;
                 files.push((name, rendered.stack_file(existing.as_deref())?));

@@ -124,6 +124,22 @@ fn per_stack_differences_are_unrolled_into_the_program() {
     }
     let staging = rendered("staging").program;
     assert!(staging.contains("alarmTopic:") && !staging.contains("alarmEmailSubscription:"));
+    // Dev and staging let the deploying account publish; prod lists its publishers.
+    for (program, asks) in [(&dev, true), (&staging, true), (&prod, false)] {
+        assert_eq!(program.contains("getCallerIdentity"), asks);
+        assert!(program.contains("eventBusPolicy:"));
+    }
+    assert!(prod.contains("arn:aws:iam::111122223333:role/market-data-feed-publisher"));
+}
+
+#[test]
+fn pulumi_builds_the_compiler_with_the_committed_lock_file() {
+    assert!(COMPILER.starts_with("cargo run --locked "), "{COMPILER}");
+    let project = project_file().expect("renders");
+    assert!(
+        project.contains(&format!("compiler: {COMPILER}")),
+        "{project}"
+    );
 }
 
 #[test]
@@ -140,6 +156,7 @@ fn config_is_declared_first_and_outputs_come_last() {
             "description",
             "runtime",
             "config",
+            "variables",
             "resources",
             "outputs"
         ]
@@ -243,17 +260,18 @@ fn an_invalid_stack_renders_nothing() {
 }
 
 #[test]
-fn two_stacks_may_not_share_a_suffix() {
+fn a_stack_file_carries_its_own_environment() {
+    // Two stacks therefore never share a suffix, and prod's rules follow stacks/prod.yaml.
     let scratch = Scratch::new();
     scratch.edit("stacks/staging.yaml", |t| {
         t.replace("environment: staging", "environment: dev")
     });
     let err = run(scratch.root(), None, false)
-        .expect_err("shared suffix")
+        .expect_err("environment of another stack")
         .to_string();
-    assert!(
-        err.contains("stacks/staging.yaml: environment: \"dev\" is also the suffix of stack `dev`"),
-        "{err}"
+    assert_eq!(
+        err,
+        "stacks/staging.yaml: environment: \"dev\" differs from the stack's name \"staging\" (stacks/staging.yaml); allowed \"staging\", or rename the file to stacks/dev.yaml"
     );
 }
 

@@ -277,3 +277,62 @@ fn accepts_the_short_token_form() {
         broken(|p| set(p, "resources.processorFunction.type", "aws:lambda:Function")).is_empty()
     );
 }
+
+#[test]
+fn checks_invoked_functions_their_inputs_and_the_output_returned() {
+    let invoke = "variables.deployingAccountId.fn::invoke";
+    assert_eq!(
+        broken(|p| set(p, &format!("{invoke}.function"), "aws:getCallerIdentity")),
+        Vec::<String>::new(),
+        "the short form resolves"
+    );
+    assert_eq!(
+        broken(|p| set(
+            p,
+            &format!("{invoke}.function"),
+            "aws:index/getCallerIdentiy:getCallerIdentiy"
+        )),
+        [format!(
+            "{invoke}.function: unknown function `aws:index/getCallerIdentiy:getCallerIdentiy` (not in the AWS provider schema)"
+        )]
+    );
+    assert_eq!(
+        broken(|p| set(p, &format!("{invoke}.return"), "account_id")),
+        [format!(
+            "{invoke}.return: \"account_id\" is not an output of aws:index/getCallerIdentity:getCallerIdentity; known: accountId, arn, id, userId"
+        )]
+    );
+    let found = broken(|p| {
+        let arguments: Value = serde_yaml::from_str("{accountId: x}").expect("yaml");
+        set(p, &format!("{invoke}.arguments"), arguments)
+    });
+    assert_eq!(
+        found,
+        [format!(
+            "{invoke}.arguments.accountId: unknown input of aws:index/getCallerIdentity:getCallerIdentity; known: id"
+        )]
+    );
+    let found = broken(|p| set(p, &format!("{invoke}.returns"), "accountId"));
+    assert!(
+        found[0].starts_with(&format!("{invoke}.returns: unknown fn::invoke field")),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn checks_metric_queries_of_an_alarm_on_metric_math() {
+    let found = broken(|p| {
+        rename(
+            p,
+            "resources.rejectedShareAlarm.properties.metricQueries.0.metric.stat",
+            "statistic",
+        )
+    });
+    assert_eq!(
+        found,
+        [
+            "resources.rejectedShareAlarm.properties.metricQueries[0].metric.statistic: unknown property; known: dimensions, metricName, namespace, period, stat, unit",
+            "resources.rejectedShareAlarm.properties.metricQueries[0].metric: missing required property `stat` of MetricAlarmMetricQueryMetric",
+        ]
+    );
+}

@@ -25,7 +25,26 @@ pub struct Schema {
     /// Provider version the schema describes; the program pins the provider to it.
     pub version: String,
     resources: BTreeMap<String, ResourceSchema>,
+    /// Data sources a program calls with `fn::invoke`.
+    #[serde(default)]
+    functions: BTreeMap<String, FunctionSchema>,
     types: BTreeMap<String, TypeSchema>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FunctionSchema {
+    #[serde(default)]
+    inputs: ObjectShape,
+    #[serde(default)]
+    outputs: ObjectShape,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ObjectShape {
+    #[serde(default)]
+    properties: BTreeMap<String, PropSpec>,
+    #[serde(default)]
+    required: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,27 +104,13 @@ impl Schema {
     /// Resolves a full token (`aws:lambda/function:Function`) or the short form Pulumi YAML also
     /// accepts (`aws:lambda:Function`, module and type matched case-insensitively).
     pub fn resource(&self, token: &str) -> Option<(&str, &ResourceSchema)> {
-        if let Some((key, resource)) = self.resources.get_key_value(token) {
-            return Some((key.as_str(), resource));
-        }
-        let parts: Vec<&str> = token.split(':').collect();
-        let (package, module, name) = match parts.as_slice() {
-            [package, module, name] if !module.contains('/') => (*package, *module, *name),
-            [package, name] => (*package, "index", *name),
-            _ => return None,
-        };
-        self.resources.iter().find_map(|(key, resource)| {
-            let mut full = key.split(':');
-            let (Some(p), Some(m), Some(n)) = (full.next(), full.next(), full.next()) else {
-                return None;
-            };
-            let (m_module, m_type) = m.split_once('/').unwrap_or((m, ""));
-            let matches = p == package
-                && m_module.eq_ignore_ascii_case(module)
-                && m_type.eq_ignore_ascii_case(name)
-                && n.eq_ignore_ascii_case(name);
-            matches.then_some((key.as_str(), resource))
-        })
+        lookup(&self.resources, token)
+    }
+
+    /// The same for a function: `aws:index/getCallerIdentity:getCallerIdentity` or
+    /// `aws:getCallerIdentity`.
+    pub fn function(&self, token: &str) -> Option<(&str, &FunctionSchema)> {
+        lookup(&self.functions, token)
     }
 
     fn object_type(&self, reference: &str) -> Option<&TypeSchema> {
@@ -113,6 +118,32 @@ impl Schema {
             .strip_prefix("#/types/")
             .and_then(|token| self.types.get(token))
     }
+}
+
+/// Pulumi YAML's token resolution (`packages.go`): a full token as is; `pkg:module:Name` as
+/// `pkg:module/name:Name` matched case-insensitively; `pkg:Name` as `pkg:index:Name`.
+fn lookup<'m, T>(map: &'m BTreeMap<String, T>, token: &str) -> Option<(&'m str, &'m T)> {
+    if let Some((key, item)) = map.get_key_value(token) {
+        return Some((key.as_str(), item));
+    }
+    let parts: Vec<&str> = token.split(':').collect();
+    let (package, module, name) = match parts.as_slice() {
+        [package, module, name] if !module.contains('/') => (*package, *module, *name),
+        [package, name] => (*package, "index", *name),
+        _ => return None,
+    };
+    map.iter().find_map(|(key, item)| {
+        let mut full = key.split(':');
+        let (Some(p), Some(m), Some(n)) = (full.next(), full.next(), full.next()) else {
+            return None;
+        };
+        let (m_module, m_type) = m.split_once('/').unwrap_or((m, ""));
+        let matches = p == package
+            && m_module.eq_ignore_ascii_case(module)
+            && m_type.eq_ignore_ascii_case(name)
+            && n.eq_ignore_ascii_case(name);
+        matches.then_some((key.as_str(), item))
+    })
 }
 
 /// A problem in a rendered program, at a dotted path such as
@@ -204,6 +235,11 @@ mod tests {
             .expect("short form");
         assert_eq!(full, "aws:cloudwatch/eventTarget:EventTarget");
         assert!(schema.resource("aws:lambda:Functions").is_none());
+        let (full, _) = schema
+            .function("aws:getCallerIdentity")
+            .expect("short form");
+        assert_eq!(full, "aws:index/getCallerIdentity:getCallerIdentity");
+        assert!(schema.function("aws:getCallerIdentities").is_none());
         assert!(schema.resource("aws:s3/bucket:Bucket").is_none());
     }
 

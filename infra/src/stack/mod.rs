@@ -5,6 +5,7 @@
 //! so the type rejects unknown fields and [`validate`] enforces AWS's own limits before anything
 //! reaches Pulumi or AWS.
 
+pub mod principal;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -17,14 +18,17 @@ use thiserror::Error;
 /// Folder of the stack files, relative to the workspace root.
 pub const STACKS_DIR: &str = "stacks";
 
-/// The stack whose rules are strict: PITR, deletion protection, an alarm address.
-pub const PRODUCTION_STACK: &str = "prod";
+/// The environment whose rules are strict: PITR, deletion protection, an alarm address, named
+/// publishers, seven years of audit trail, no payload logging, a confirmation before a change.
+/// A stack file's environment is its file name, so this is also `stacks/prod.yaml`.
+pub const PRODUCTION_ENVIRONMENT: &str = "prod";
 
 /// One stack file. Field names are the YAML keys.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StackConfig {
-    /// Appended to every physical resource name (`market-data-<environment>`).
+    /// Appended to every physical resource name (`market-data-<environment>`); must be the stack
+    /// file's name.
     pub environment: String,
     /// AWS region code, e.g. `us-east-1`.
     pub region: String,
@@ -32,6 +36,9 @@ pub struct StackConfig {
     pub dynamodb: DynamoDbConfig,
     pub events: EventsConfig,
     pub async_invoke: AsyncInvokeConfig,
+    /// Absent: the processor's own default, seven years.
+    #[serde(default)]
+    pub audit: AuditConfig,
     pub dlq: DlqConfig,
     pub logs: LogsConfig,
     pub alarms: AlarmsConfig,
@@ -136,6 +143,39 @@ pub struct EventsConfig {
     pub target_max_retry_attempts: u32,
     /// How long EventBridge keeps retrying an undelivered event.
     pub target_max_event_age_seconds: u32,
+    /// Who may put events on the bus: 12-digit account ids and IAM role or user ARNs. Empty: the
+    /// account that deploys the stack (refused in production).
+    #[serde(default)]
+    pub publishers: Vec<String>,
+    /// The processor refuses an event whose time is older than this (`MAX_EVENT_AGE_SECONDS`).
+    #[serde(default = "default_max_event_age_seconds")]
+    pub max_event_age_seconds: u32,
+    /// ... or further ahead of its clock than this (`MAX_FUTURE_SKEW_SECONDS`).
+    #[serde(default = "default_max_future_skew_seconds")]
+    pub max_future_skew_seconds: u32,
+}
+
+fn default_max_event_age_seconds() -> u32 {
+    names::Settings::DEFAULT_MAX_EVENT_AGE_SECONDS
+}
+
+fn default_max_future_skew_seconds() -> u32 {
+    names::Settings::DEFAULT_MAX_FUTURE_SKEW_SECONDS
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Days an audit entry is kept after its event time (`AUDIT_RETENTION_DAYS`).
+    pub retention_days: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention_days: names::Settings::DEFAULT_AUDIT_RETENTION_DAYS,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -176,6 +216,35 @@ pub struct AlarmsConfig {
     /// Subscribe this address to the topic; needs `sns_topic: true`.
     #[serde(default)]
     pub email: Option<String>,
+    /// The DLQ's oldest message older than this alarms: it must be redriven before the queue's
+    /// retention deletes it.
+    #[serde(default = "default_dlq_age_threshold_seconds")]
+    pub dlq_age_threshold_seconds: u32,
+    /// Fewer `Processed` events than this per period, for `silent_feed_periods` periods in a
+    /// row (or no metric at all), alarms: the feed has stopped or nothing reaches the store.
+    #[serde(default = "default_silent_feed_min_processed")]
+    pub silent_feed_min_processed: u32,
+    #[serde(default = "default_silent_feed_periods")]
+    pub silent_feed_periods: u32,
+    /// A share of rejected events above this (percent of all outcomes per period) alarms.
+    #[serde(default = "default_rejected_percent_threshold")]
+    pub rejected_percent_threshold: u32,
+}
+
+fn default_dlq_age_threshold_seconds() -> u32 {
+    86_400
+}
+
+fn default_silent_feed_min_processed() -> u32 {
+    1
+}
+
+fn default_silent_feed_periods() -> u32 {
+    12
+}
+
+fn default_rejected_percent_threshold() -> u32 {
+    10
 }
 
 impl StackConfig {
@@ -203,7 +272,15 @@ impl StackConfig {
             file: file.to_string(),
             message: err.to_string(),
         })?;
-        let problems = validate::validate(&config, stack);
+        let mut problems = validate::validate(&config, stack);
+        // A field whose value is already refused (a tag's charset, say) is not named twice.
+        if let Ok(document) = serde_yaml::from_str::<serde_yaml::Value>(text) {
+            for problem in validate::interpolation(&document) {
+                if !problems.iter().any(|p| p.path == problem.path) {
+                    problems.push(problem);
+                }
+            }
+        }
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -214,9 +291,10 @@ impl StackConfig {
         }
     }
 
-    /// Whether the production rules apply to this stack.
-    pub fn is_production(stack: &str) -> bool {
-        stack == PRODUCTION_STACK
+    /// Whether the production rules apply: they follow the environment, which names every
+    /// resource, not the file that happens to hold it.
+    pub fn is_production(&self) -> bool {
+        self.environment == PRODUCTION_ENVIRONMENT
     }
 }
 

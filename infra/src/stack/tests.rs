@@ -8,7 +8,8 @@ fn corpus_dir() -> PathBuf {
 }
 
 /// One file of the bad-stack corpus: `# expect: <line>` comments are the exact messages, in
-/// order; `# stack: <name>` selects the stack whose rules apply (default: the file stem).
+/// order; `# stack: <name>` is the stack the file is loaded as (default: `dev`, the environment
+/// of most cases); the file's own name only labels the messages.
 struct Case {
     name: String,
     text: String,
@@ -35,7 +36,9 @@ fn corpus() -> Vec<Case> {
                     .map(str::to_string)
                     .collect()
             };
-            let stack = directive("# stack: ").pop().unwrap_or_else(|| name.clone());
+            let stack = directive("# stack: ")
+                .pop()
+                .unwrap_or_else(|| "dev".to_string());
             let expected = directive("# expect: ");
             Case {
                 name,
@@ -71,6 +74,36 @@ fn environments_differ_where_they_should() {
     assert!(prod.logs.retention_days > dev.logs.retention_days);
     assert!(prod.alarms.email.is_some() && dev.alarms.email.is_none());
     assert!(!dev.alarms.sns_topic);
+    assert!(prod.audit.retention_days >= 2557 && dev.audit.retention_days < 2557);
+    assert!(dev.events.publishers.is_empty() && !prod.events.publishers.is_empty());
+}
+
+#[test]
+fn the_production_rules_follow_the_environment_not_the_file() {
+    let root = workspace_root();
+    let load = |s: &str| StackConfig::load(&root, s).expect("valid stack");
+    assert!(load("prod").is_production());
+    assert!(!load("dev").is_production() && !load("staging").is_production());
+
+    let prod = std::fs::read_to_string(root.join("stacks/prod.yaml")).expect("readable");
+    // prod's file under another name, with that name as its environment, is not production:
+    // it may drop what only production must keep.
+    let eu = prod
+        .replace("environment: prod", "environment: prod-eu")
+        .replace(
+            "point_in_time_recovery: true",
+            "point_in_time_recovery: false",
+        );
+    let config = StackConfig::parse("stacks/prod-eu.yaml", "prod-eu", &eu).expect("valid");
+    assert!(!config.is_production());
+    // Keeping `environment: prod` there is refused, naming both values.
+    let err = StackConfig::parse("stacks/prod-eu.yaml", "prod-eu", &prod)
+        .expect_err("environment is not the stack's name")
+        .to_string();
+    assert_eq!(
+        err,
+        "stacks/prod-eu.yaml: environment: \"prod\" differs from the stack's name \"prod-eu\" (stacks/prod-eu.yaml); allowed \"prod-eu\", or rename the file to stacks/prod.yaml"
+    );
 }
 
 #[test]

@@ -2,6 +2,9 @@
 //! stack may or may not have (rules, indexes, the alarm topic, reserved concurrency) is unrolled
 //! here. Tunables come from config declared at the top; outputs come last.
 
+mod alarms;
+mod bus;
+
 use serde_yaml::{Mapping, Value};
 
 use crate::model::{AlarmKind, Model, PROJECT, RuleSpec, TableSpec};
@@ -47,6 +50,10 @@ const ERRORS_THRESHOLD: &str = "errorsAlarmThreshold";
 const THROTTLES_THRESHOLD: &str = "throttlesAlarmThreshold";
 const DURATION_THRESHOLD: &str = "durationAlarmThresholdMs";
 const FAILED_THRESHOLD: &str = "failedInvocationsAlarmThreshold";
+const DLQ_AGE_THRESHOLD: &str = "dlqAgeAlarmThresholdSeconds";
+const SILENT_FEED_MIN: &str = "silentFeedMinProcessed";
+const SILENT_FEED_PERIODS: &str = "silentFeedEvaluationPeriods";
+const REJECTED_THRESHOLD: &str = "rejectedPercentAlarmThreshold";
 const ALARM_EMAIL: &str = "alarmEmail";
 
 const IAM_VERSION: &str = "2012-10-17";
@@ -183,9 +190,32 @@ pub fn config_entries(model: &Model) -> Vec<ConfigEntry> {
             FAILED_THRESHOLD,
             "Failed EventBridge invocations per rule and period that alarm",
         ),
+        (
+            AlarmKind::DlqAge,
+            DLQ_AGE_THRESHOLD,
+            "Age (s) of the DLQ's oldest message that alarms",
+        ),
+        (
+            AlarmKind::SilentFeed,
+            SILENT_FEED_MIN,
+            "Fewest events stored per period before the silent-feed alarm counts the period",
+        ),
+        (
+            AlarmKind::RejectedShare,
+            REJECTED_THRESHOLD,
+            "Share of rejected events (percent of all outcomes) per period that alarms",
+        ),
     ] {
         if let Some(alarm) = model.alarms.iter().find(|a| a.kind == kind) {
             add(key, "integer", description, int(alarm.threshold));
+            if kind == AlarmKind::SilentFeed {
+                add(
+                    SILENT_FEED_PERIODS,
+                    "integer",
+                    "Periods in a row below the floor (or without data) that alarm",
+                    int(model.silent_feed_periods),
+                );
+            }
         }
     }
     if let Some(email) = model.topic.as_ref().and_then(|t| t.email.as_ref()) {
@@ -217,7 +247,7 @@ pub fn program(model: &Model, provider_version: &str) -> Value {
         entries: Mapping::new(),
     };
     resources.all();
-    obj([
+    let mut top = vec![
         ("name", string(PROJECT)),
         (
             "description",
@@ -227,9 +257,14 @@ pub fn program(model: &Model, provider_version: &str) -> Value {
         ),
         ("runtime", string("yaml")),
         ("config", config),
-        ("resources", Value::Mapping(resources.entries)),
-        ("outputs", outputs(model)),
-    ])
+    ];
+    let variables = bus::variables(model);
+    if !variables.is_empty() {
+        top.push(("variables", Value::Mapping(variables)));
+    }
+    top.push(("resources", Value::Mapping(resources.entries)));
+    top.push(("outputs", outputs(model)));
+    obj(top)
 }
 
 struct Resources<'m> {
@@ -269,6 +304,7 @@ impl Resources<'_> {
 
     fn all(&mut self) {
         self.bus();
+        self.bus_policy();
         for rule in &self.model.rules {
             self.rule(rule);
         }
@@ -603,64 +639,6 @@ impl Resources<'_> {
             properties,
             &[&permission],
         );
-    }
-
-    fn alarms(&mut self) {
-        let actions = self.model.topic.as_ref().map(|topic| {
-            let properties = obj([("name", string(&topic.name)), ("tags", self.tags())]);
-            self.add(TOPIC, "aws:sns/topic:Topic", properties, &[]);
-            if topic.email.is_some() {
-                let properties = obj([
-                    ("topic", reference(TOPIC, "arn")),
-                    ("protocol", string("email")),
-                    ("endpoint", config(ALARM_EMAIL)),
-                ]);
-                self.add(
-                    EMAIL_SUBSCRIPTION,
-                    "aws:sns/topicSubscription:TopicSubscription",
-                    properties,
-                    &[],
-                );
-            }
-            seq([reference(TOPIC, "arn")])
-        });
-        for alarm in &self.model.alarms {
-            let threshold = match alarm.kind {
-                AlarmKind::FunctionErrors => config(ERRORS_THRESHOLD),
-                AlarmKind::FunctionThrottles => config(THROTTLES_THRESHOLD),
-                AlarmKind::FunctionDuration => config(DURATION_THRESHOLD),
-                AlarmKind::RuleFailedInvocations(_) => config(FAILED_THRESHOLD),
-                AlarmKind::DlqMessages => int(alarm.threshold),
-            };
-            let mut properties = vec![
-                ("name", string(&alarm.name)),
-                ("alarmDescription", string(&alarm.description)),
-                ("namespace", string(alarm.namespace)),
-                ("metricName", string(alarm.metric)),
-                (
-                    "dimensions",
-                    obj(alarm.dimensions.iter().map(|(k, v)| (*k, string(v)))),
-                ),
-                ("statistic", string(alarm.statistic)),
-                ("period", config(ALARM_PERIOD)),
-                ("evaluationPeriods", config(ALARM_EVALUATIONS)),
-                ("comparisonOperator", string(alarm.comparison)),
-                ("threshold", threshold),
-                // No data means no invocations, errors or messages: healthy.
-                ("treatMissingData", string("notBreaching")),
-            ];
-            if let Some(actions) = &actions {
-                properties.push(("alarmActions", actions.clone()));
-                properties.push(("okActions", actions.clone()));
-            }
-            properties.push(("tags", self.tags()));
-            self.add(
-                alarm.key.clone(),
-                "aws:cloudwatch/metricAlarm:MetricAlarm",
-                obj(properties),
-                &[],
-            );
-        }
     }
 }
 

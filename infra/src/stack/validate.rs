@@ -1,12 +1,19 @@
 //! The limits a stack file must respect. AWS's own limits where AWS has one, the processor's where
-//! it reads the value, and the production rules. Every check runs, so a file shows all its
-//! problems at once.
+//! it reads the value, the relations between values that keep every event accounted for, and the
+//! production rules. Every check runs, so a file shows all its problems at once.
+
+mod alarms;
+mod events;
+mod interpolation;
+mod windows;
 
 use std::fmt::Display;
 use std::ops::RangeInclusive;
 
-use super::{BillingMode, Problem, StackConfig};
+use super::{BillingMode, LogLevel, Problem, StackConfig, stack_file};
 use crate::model;
+
+pub use interpolation::interpolation;
 
 /// Values CloudWatch Logs accepts for `retentionInDays` (0, "never expire", is deliberately absent).
 pub const LOG_RETENTION_DAYS: [u32; 22] = [
@@ -18,8 +25,6 @@ const MEMORY_MB: RangeInclusive<u32> = 128..=10_240;
 /// Lambda's own limit is 1..=900; below the processor's minimum an event's writes could not
 /// all run to their timeouts before the invocation gives up.
 const TIMEOUT_SECONDS: RangeInclusive<u32> = names::limits::MIN_LAMBDA_TIMEOUT_SECONDS..=900;
-/// The processor rejects a `TTL_DAYS` outside this range at start-up.
-const TTL_DAYS: RangeInclusive<u32> = 1..=3650;
 /// DynamoDB's default per-table quota for provisioned capacity.
 const CAPACITY_UNITS: RangeInclusive<u32> = 1..=40_000;
 const TARGET_RETRIES: RangeInclusive<u32> = 0..=185;
@@ -27,19 +32,16 @@ const TARGET_EVENT_AGE_SECONDS: RangeInclusive<u32> = 60..=86_400;
 const ASYNC_RETRIES: RangeInclusive<u32> = 0..=2;
 const ASYNC_EVENT_AGE_SECONDS: RangeInclusive<u32> = 60..=21_600;
 const SQS_RETENTION_SECONDS: RangeInclusive<u32> = 60..=1_209_600;
-/// CloudWatch evaluates at most one day of periods.
-const ALARM_WINDOW_SECONDS: u32 = 86_400;
 const MAX_TAGS: usize = 50;
 const TAG_KEY_CHARS: RangeInclusive<usize> = 1..=128;
 const TAG_VALUE_CHARS: RangeInclusive<usize> = 0..=256;
-const SOURCE_CHARS: RangeInclusive<usize> = 1..=256;
-/// The longest address SMTP allows.
-const EMAIL_CHARS: usize = 254;
 
-/// Collects every problem of `config`; `stack` decides whether the production rules apply.
+/// Collects every problem of `config`, the file of stack `stack`.
 pub fn validate(config: &StackConfig, stack: &str) -> Vec<Problem> {
     let mut v = Checks::default();
-    v.suffix(&config.environment);
+    if v.suffix(&config.environment) {
+        v.own_environment(&config.environment, stack);
+    }
     v.region(&config.region);
 
     let lambda = &config.lambda;
@@ -74,7 +76,6 @@ pub fn validate(config: &StackConfig, stack: &str) -> Vec<Problem> {
     }
 
     let db = &config.dynamodb;
-    v.range("dynamodb.ttl_days", db.ttl_days, TTL_DAYS);
     match db.billing_mode {
         BillingMode::Provisioned => {
             for (path, value) in [
@@ -106,6 +107,7 @@ pub fn validate(config: &StackConfig, stack: &str) -> Vec<Problem> {
     }
 
     v.sources(&config.events.accepted_sources);
+    v.publishers(&config.events.publishers);
     v.range(
         "events.target_max_retry_attempts",
         config.events.target_max_retry_attempts,
@@ -126,6 +128,7 @@ pub fn validate(config: &StackConfig, stack: &str) -> Vec<Problem> {
         config.async_invoke.max_event_age_seconds,
         ASYNC_EVENT_AGE_SECONDS,
     );
+    v.windows(config);
     v.range(
         "dlq.retention_seconds",
         config.dlq.retention_seconds,
@@ -144,7 +147,7 @@ pub fn validate(config: &StackConfig, stack: &str) -> Vec<Problem> {
 
     v.alarms(config);
     v.tags(&config.tags);
-    if StackConfig::is_production(stack) {
+    if config.is_production() {
         v.production(config);
     }
     v.problems
@@ -176,8 +179,9 @@ impl Checks {
         }
     }
 
-    /// The suffix ends up in every name, so it takes the charset all of them accept.
-    fn suffix(&mut self, suffix: &str) {
+    /// The suffix ends up in every name, so it takes the charset all of them accept. Reports an
+    /// invalid one and says whether it was valid.
+    fn suffix(&mut self, suffix: &str) -> bool {
         let max = model::max_suffix_len();
         let allowed = format!(
             "allowed 1..={max} characters of a-z, 0-9 and '-', starting with a letter, not ending with '-', no '--'"
@@ -196,6 +200,24 @@ impl Checks {
                 format!("{suffix:?} is not a valid name suffix")
             };
             self.push("environment", format!("{what}; {allowed}"));
+            return false;
+        }
+        true
+    }
+
+    /// The environment names every resource and decides which rules apply, and the stack file's
+    /// name is the stack Pulumi deploys: one name for both, or `stacks/prod-eu.yaml` could
+    /// deploy `-prod` resources under production rules nobody asked for (or escape them).
+    fn own_environment(&mut self, environment: &str, stack: &str) {
+        if environment != stack {
+            self.push(
+                "environment",
+                format!(
+                    "{environment:?} differs from the stack's name {stack:?} ({}); allowed {stack:?}, or rename the file to {}",
+                    stack_file(stack),
+                    stack_file(environment)
+                ),
+            );
         }
     }
 
@@ -205,109 +227,6 @@ impl Checks {
                 "region",
                 format!("{region:?} is not an AWS region code; allowed e.g. us-east-1, eu-west-2, us-gov-west-1"),
             );
-        }
-    }
-
-    fn sources(&mut self, sources: &[String]) {
-        let path = "events.accepted_sources";
-        if sources.is_empty() {
-            self.push(path, "empty; allowed one or more event sources");
-        }
-        for (i, source) in sources.iter().enumerate() {
-            let item = format!("{path}[{i}]");
-            let len = source.chars().count();
-            if !SOURCE_CHARS.contains(&len) {
-                self.push(
-                    &item,
-                    format!("{source:?} is {len} characters; allowed 1..=256"),
-                );
-            } else if source.contains(',') || source.chars().any(char::is_whitespace) {
-                // The processor receives the list comma-separated in ACCEPTED_SOURCES.
-                self.push(
-                    &item,
-                    format!("{source:?} contains a comma or whitespace; allowed neither"),
-                );
-            } else if source.starts_with("aws.") {
-                self.push(
-                    &item,
-                    format!("{source:?} starts with \"aws.\", which only AWS services may send; allowed a custom source"),
-                );
-            }
-            if sources[..i].contains(source) {
-                self.push(
-                    &item,
-                    format!("{source:?} is listed twice; allowed each source once"),
-                );
-            }
-        }
-    }
-
-    fn alarms(&mut self, config: &StackConfig) {
-        let alarms = &config.alarms;
-        let period = alarms.period_seconds;
-        if !(period == 10 || period == 30 || (period >= 60 && period.is_multiple_of(60))) {
-            self.push(
-                "alarms.period_seconds",
-                format!(
-                    "{period} is not a CloudWatch alarm period; allowed 10, 30 or a multiple of 60"
-                ),
-            );
-        }
-        if alarms.evaluation_periods == 0 {
-            self.push(
-                "alarms.evaluation_periods",
-                "0 is out of range; allowed 1 or more",
-            );
-        } else if u64::from(period) * u64::from(alarms.evaluation_periods)
-            > u64::from(ALARM_WINDOW_SECONDS)
-        {
-            self.push(
-                "alarms.evaluation_periods",
-                format!(
-                    "{} periods of {period} s exceed one day; allowed period_seconds x evaluation_periods <= 86400",
-                    alarms.evaluation_periods
-                ),
-            );
-        }
-        for (path, value) in [
-            ("alarms.errors_threshold", alarms.errors_threshold),
-            ("alarms.throttles_threshold", alarms.throttles_threshold),
-            (
-                "alarms.failed_invocations_threshold",
-                alarms.failed_invocations_threshold,
-            ),
-        ] {
-            if value == 0 {
-                self.push(path, "0 would keep the alarm firing; allowed 1 or more");
-            }
-        }
-        // Only a valid timeout bounds the threshold; an invalid one is reported on its own.
-        let timeout = config.lambda.timeout_seconds;
-        let duration = alarms.duration_threshold_ms;
-        if TIMEOUT_SECONDS.contains(&timeout) {
-            let below_timeout = u64::from(timeout) * 1000 - 1;
-            if duration == 0 || u64::from(duration) > below_timeout {
-                self.push(
-                    "alarms.duration_threshold_ms",
-                    format!(
-                        "{duration} can never be crossed by an average duration; allowed 1..={below_timeout} (below lambda.timeout_seconds)"
-                    ),
-                );
-            }
-        }
-        if let Some(email) = &alarms.email {
-            if !is_email(email) {
-                self.push(
-                    "alarms.email",
-                    format!("{email:?} is not an email address; allowed name@domain.tld"),
-                );
-            }
-            if !alarms.sns_topic {
-                self.push(
-                    "alarms.email",
-                    "needs alarms.sns_topic: true; the subscription belongs to that topic",
-                );
-            }
         }
     }
 
@@ -375,6 +294,25 @@ impl Checks {
                 "missing; the production stack needs an address (and sns_topic: true) so alarms reach someone",
             );
         }
+        if config.events.publishers.is_empty() {
+            self.push(
+                "events.publishers",
+                "empty; the production stack must name the accounts or roles that publish market data (the default, the deploying account, lets every principal of that account with events:PutEvents publish)",
+            );
+        }
+        // At trace and debug, lambda_runtime logs every raw payload it receives: market data
+        // would end up in CloudWatch Logs, outside the tables' retention and access rules.
+        let level = config.lambda.log_level;
+        if matches!(level, LogLevel::Trace | LogLevel::Debug) {
+            self.push(
+                "lambda.log_level",
+                format!(
+                    "{} is not allowed in the production stack: the Lambda runtime logs every raw event at that level; allowed info, warn, error",
+                    level.as_str()
+                ),
+            );
+        }
+        self.production_audit_retention(config.audit.retention_days);
     }
 }
 
@@ -417,19 +355,6 @@ fn is_region(region: &str) -> bool {
         _ => false,
     };
     country_ok && number_ok && middle_ok
-}
-
-fn is_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else {
-        return false;
-    };
-    email.len() <= EMAIL_CHARS
-        && !local.is_empty()
-        && !domain.contains('@')
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 fn is_tag_char(c: char) -> bool {

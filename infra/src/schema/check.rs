@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_yaml::{Mapping, Value};
 
 use super::expr::{self, Reference};
+mod invoke;
+
 use super::{Finding, PropSpec, ResourceSchema, Schema, suggest};
 
 const TOP_LEVEL_KEYS: [&str; 15] = [
@@ -60,7 +62,8 @@ const CONFIG_TYPES: [&str; 5] = ["string", "integer", "boolean", "array", "objec
 const CONFIG_DECLARATION_KEYS: [&str; 5] = ["type", "default", "secret", "description", "items"];
 const PULUMI_BUILTINS: [&str; 5] = ["stack", "project", "organization", "cwd", "rootDirectory"];
 /// The built-in functions this checker understands; the renderer uses no others.
-const FUNCTIONS: [&str; 6] = [
+const FUNCTIONS: [&str; 7] = [
+    "fn::invoke",
     "fn::toJSON",
     "fn::fileArchive",
     "fn::fileAsset",
@@ -748,6 +751,7 @@ impl<'s> Checker<'s> {
             return Kind::Any;
         }
         match name {
+            "fn::invoke" => self.invoke(argument, &function_path),
             "fn::toJSON" => {
                 self.walk(argument, &function_path);
                 Kind::String

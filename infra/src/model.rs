@@ -4,11 +4,16 @@
 //! same tables, bus, rules and queue into an emulator from it. Anything both need — names, keys,
 //! indexes, event patterns, the Lambda environment — is decided here and nowhere else.
 
+mod alarms;
+
 use std::collections::BTreeMap;
 
 use serde_json::json;
 
+use crate::stack::principal::Principal;
 use crate::stack::{BillingMode, StackConfig};
+
+pub use alarms::{AlarmKind, AlarmMetric, AlarmSpec, Breach, MetricSpec, MissingData};
 
 /// The Pulumi project name; stack config keys are namespaced with it.
 pub const PROJECT: &str = "market-data-pipeline";
@@ -25,16 +30,12 @@ const ROLE_POLICY: &str = "market-processor-access";
 const DLQ: &str = "market-processor-dlq";
 const TOPIC: &str = "market-data-alarms";
 const LOG_GROUP_PARENT: &str = "/aws/lambda/";
-const ERRORS_ALARM: &str = "market-processor-errors";
-const THROTTLES_ALARM: &str = "market-processor-throttles";
-const DURATION_ALARM: &str = "market-processor-duration";
-const DLQ_ALARM: &str = "market-processor-dlq-messages";
-const TRADE_FAILED_ALARM: &str = "trade-events-failed-invocations";
-const QUOTE_FAILED_ALARM: &str = "quote-events-failed-invocations";
+/// CloudWatch's limit on an alarm name.
+const ALARM_NAME_LIMIT: usize = 255;
 
 /// Every physical name is `<prefix>-<suffix>`; AWS caps each whole name at the given length.
-/// The tightest entry decides how long a suffix may be.
-const NAME_LIMITS: [(&str, usize); 16] = [
+/// The tightest entry, alarms included, decides how long a suffix may be.
+const NAME_LIMITS: [(&str, usize); 10] = [
     (names::MARKET_DATA_TABLE_PREFIX, 255),
     (names::AUDIT_TRAIL_TABLE_PREFIX, 255),
     (BUS, 256),
@@ -45,19 +46,22 @@ const NAME_LIMITS: [(&str, usize); 16] = [
     (ROLE_POLICY, 128),
     (DLQ, 80),
     (TOPIC, 256),
-    (ERRORS_ALARM, 255),
-    (THROTTLES_ALARM, 255),
-    (DURATION_ALARM, 255),
-    (DLQ_ALARM, 255),
-    (TRADE_FAILED_ALARM, 255),
-    (QUOTE_FAILED_ALARM, 255),
 ];
 
 /// The longest environment suffix every resource name can carry.
 pub fn max_suffix_len() -> usize {
+    let alarms = alarms::name_prefixes(
+        &[TRADE_RULE, QUOTE_RULE],
+        &[
+            names::MARKET_DATA_TABLE_PREFIX,
+            names::AUDIT_TRAIL_TABLE_PREFIX,
+        ],
+    );
     NAME_LIMITS
         .iter()
-        .map(|(prefix, limit)| limit.saturating_sub(prefix.len() + 1))
+        .map(|(prefix, limit)| (prefix.len(), *limit))
+        .chain(alarms.iter().map(|prefix| (prefix.len(), ALARM_NAME_LIMIT)))
+        .map(|(prefix, limit)| limit.saturating_sub(prefix + 1))
         .min()
         .unwrap_or(0)
 }
@@ -66,6 +70,8 @@ pub fn max_suffix_len() -> usize {
 pub struct Model {
     pub suffix: String,
     pub region: String,
+    /// Whether the production rules apply (the environment is `prod`).
+    pub production: bool,
     pub tags: BTreeMap<String, String>,
     pub bus: BusSpec,
     /// The trade rule, then the quote rule.
@@ -82,12 +88,25 @@ pub struct Model {
     pub topic: Option<TopicSpec>,
     pub alarm_period_seconds: u32,
     pub alarm_evaluation_periods: u32,
+    /// Periods the silent-feed alarm evaluates; the others evaluate `alarm_evaluation_periods`.
+    pub silent_feed_periods: u32,
     pub alarms: Vec<AlarmSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BusSpec {
     pub name: String,
+    pub publishers: Publishers,
+    /// The only `source` values a publisher may put on the bus: the accepted sources.
+    pub sources: Vec<String>,
+}
+
+/// Who may put events on the bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Publishers {
+    /// The account the stack is deployed into, resolved when Pulumi runs.
+    DeployingAccount,
+    Listed(Vec<Principal>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -103,8 +122,8 @@ pub struct RuleSpec {
     pub target_id: &'static str,
     pub target_max_retry_attempts: u32,
     pub target_max_event_age_seconds: u32,
-    /// Name prefix of the alarm on the rule's `FailedInvocations`.
-    failed_alarm: &'static str,
+    /// The rule's name without the suffix; its alarms' names start with it.
+    prefix: &'static str,
 }
 
 impl RuleSpec {
@@ -147,6 +166,8 @@ pub struct IndexSpec {
 pub struct TableSpec {
     pub key: &'static str,
     pub name: String,
+    /// The name without the suffix; the table's alarms' names start with it.
+    pub prefix: &'static str,
     pub hash_key: &'static str,
     pub range_key: &'static str,
     /// Every attribute used as a key by the table or an index, each once.
@@ -224,69 +245,39 @@ pub struct TopicSpec {
     pub email: Option<String>,
 }
 
-/// What an alarm watches; the renderer knows which config key sets each threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AlarmKind {
-    FunctionErrors,
-    FunctionThrottles,
-    FunctionDuration,
-    DlqMessages,
-    /// `FailedInvocations` of `rules[index]`.
-    RuleFailedInvocations(usize),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlarmSpec {
-    pub kind: AlarmKind,
-    /// Pulumi logical name.
-    pub key: String,
-    pub name: String,
-    pub description: String,
-    pub namespace: &'static str,
-    pub metric: &'static str,
-    pub statistic: &'static str,
-    pub comparison: &'static str,
-    pub threshold: u32,
-    /// Metric dimensions by physical name, so the alarm needs no other resource to exist first.
-    pub dimensions: BTreeMap<&'static str, String>,
-}
-
 impl Model {
     pub fn from_stack(config: &StackConfig) -> Model {
         let suffix = config.environment.as_str();
         let name = |prefix: &str| names::suffixed(prefix, suffix);
         let sources = config.events.accepted_sources.clone();
 
-        let rule =
-            |key: &'static str, prefix: &str, what: &str, types: [&str; 2], alarm: &'static str| {
-                let detail_types: Vec<String> = types.iter().map(|t| t.to_string()).collect();
-                RuleSpec {
-                    key,
-                    name: name(prefix),
-                    description: format!("Routes {what} events to the market-data processor"),
-                    event_pattern: json!({ "source": sources, "detail-type": detail_types }),
-                    sources: sources.clone(),
-                    detail_types,
-                    target_id: names::FUNCTION_BASE_NAME,
-                    target_max_retry_attempts: config.events.target_max_retry_attempts,
-                    target_max_event_age_seconds: config.events.target_max_event_age_seconds,
-                    failed_alarm: alarm,
-                }
-            };
+        let rule = |key: &'static str, prefix: &'static str, what: &str, types: [&str; 2]| {
+            let detail_types: Vec<String> = types.iter().map(|t| t.to_string()).collect();
+            RuleSpec {
+                key,
+                name: name(prefix),
+                description: format!("Routes {what} events to the market-data processor"),
+                event_pattern: json!({ "source": sources, "detail-type": detail_types }),
+                sources: sources.clone(),
+                detail_types,
+                target_id: names::FUNCTION_BASE_NAME,
+                target_max_retry_attempts: config.events.target_max_retry_attempts,
+                target_max_event_age_seconds: config.events.target_max_event_age_seconds,
+                prefix,
+            }
+        };
         let rules = vec![
             rule(
                 "tradeEvents",
                 TRADE_RULE,
                 "trade",
                 names::TRADE_DETAIL_TYPES,
-                TRADE_FAILED_ALARM,
             ),
             rule(
                 "quoteEvents",
                 QUOTE_RULE,
                 "quote",
                 names::QUOTE_DETAIL_TYPES,
-                QUOTE_FAILED_ALARM,
             ),
         ];
 
@@ -310,6 +301,18 @@ impl Model {
             ),
             (names::ENV_ENVIRONMENT.to_string(), suffix.to_string()),
             (names::ENV_TTL_DAYS.to_string(), db.ttl_days.to_string()),
+            (
+                names::ENV_MAX_EVENT_AGE_SECONDS.to_string(),
+                config.events.max_event_age_seconds.to_string(),
+            ),
+            (
+                names::ENV_MAX_FUTURE_SKEW_SECONDS.to_string(),
+                config.events.max_future_skew_seconds.to_string(),
+            ),
+            (
+                names::ENV_AUDIT_RETENTION_DAYS.to_string(),
+                config.audit.retention_days.to_string(),
+            ),
             (names::ENV_ACCEPTED_SOURCES.to_string(), sources.join(",")),
             (
                 names::ENV_LOG_LEVEL.to_string(),
@@ -326,119 +329,53 @@ impl Model {
             email: alarms_config.email.clone(),
         });
 
-        let function_alarm = |kind,
-                              key: &str,
-                              prefix: &str,
-                              metric,
-                              statistic,
-                              comparison,
-                              threshold,
-                              what: &str| AlarmSpec {
-            kind,
-            key: key.to_string(),
-            name: name(prefix),
-            description: format!("{what} of {function_name}"),
-            namespace: "AWS/Lambda",
-            metric,
-            statistic,
-            comparison,
-            threshold,
-            dimensions: BTreeMap::from([("FunctionName", function_name.clone())]),
-        };
-        let mut alarms = vec![
-            function_alarm(
-                AlarmKind::FunctionErrors,
-                "processorErrorsAlarm",
-                ERRORS_ALARM,
-                "Errors",
-                "Sum",
-                "GreaterThanOrEqualToThreshold",
-                alarms_config.errors_threshold,
-                "Invocation errors",
-            ),
-            function_alarm(
-                AlarmKind::FunctionThrottles,
-                "processorThrottlesAlarm",
-                THROTTLES_ALARM,
-                "Throttles",
-                "Sum",
-                "GreaterThanOrEqualToThreshold",
-                alarms_config.throttles_threshold,
-                "Throttled invocations",
-            ),
-            function_alarm(
-                AlarmKind::FunctionDuration,
-                "processorDurationAlarm",
-                DURATION_ALARM,
-                "Duration",
-                "Average",
-                "GreaterThanThreshold",
-                alarms_config.duration_threshold_ms,
-                "Average duration (ms)",
-            ),
-            AlarmSpec {
-                kind: AlarmKind::DlqMessages,
-                key: "deadLetterQueueAlarm".to_string(),
-                name: name(DLQ_ALARM),
-                description: format!(
-                    "Messages waiting in {}: events that were never stored",
-                    dlq.name
-                ),
-                namespace: "AWS/SQS",
-                metric: "ApproximateNumberOfMessagesVisible",
-                statistic: "Maximum",
-                comparison: "GreaterThanThreshold",
-                threshold: 0,
-                dimensions: BTreeMap::from([("QueueName", dlq.name.clone())]),
+        let bus = BusSpec {
+            name: name(BUS),
+            publishers: if config.events.publishers.is_empty() {
+                Publishers::DeployingAccount
+            } else {
+                // Validation refuses what does not parse; leaving it out only narrows the policy.
+                Publishers::Listed(
+                    config
+                        .events
+                        .publishers
+                        .iter()
+                        .filter_map(|p| Principal::parse(p))
+                        .collect(),
+                )
             },
-        ];
-        let bus = BusSpec { name: name(BUS) };
-        for (index, rule) in rules.iter().enumerate() {
-            alarms.push(AlarmSpec {
-                kind: AlarmKind::RuleFailedInvocations(index),
-                key: format!("{}FailedAlarm", rule.key),
-                name: name(rule.failed_alarm),
-                description: format!("Events {} could not deliver to the processor", rule.name),
-                namespace: "AWS/Events",
-                metric: "FailedInvocations",
-                statistic: "Sum",
-                comparison: "GreaterThanOrEqualToThreshold",
-                threshold: alarms_config.failed_invocations_threshold,
-                // Rules on a custom bus publish under both dimensions.
-                dimensions: BTreeMap::from([
-                    ("EventBusName", bus.name.clone()),
-                    ("RuleName", rule.name.clone()),
-                ]),
-            });
-        }
+            sources: sources.clone(),
+        };
+        let tables = vec![market_data, audit_trail];
+        let role = role(name(ROLE), name(ROLE_POLICY));
+        let alarms = alarms::alarms(
+            alarms_config,
+            &alarms::Watched {
+                suffix,
+                function: &function_name,
+                dlq: &dlq.name,
+                bus: &bus.name,
+                rules: &rules,
+                tables: &tables,
+                operations: role.table_operations(),
+            },
+        );
 
         Model {
             suffix: suffix.to_string(),
             region: config.region.clone(),
+            production: config.is_production(),
             tags: config.tags.clone(),
             bus,
             rules,
-            tables: vec![market_data, audit_trail],
+            tables,
             table_settings: TableSettings {
                 billing_mode: db.billing_mode,
                 capacity,
                 point_in_time_recovery: db.point_in_time_recovery,
                 deletion_protection: db.deletion_protection,
             },
-            role: RoleSpec {
-                name: name(ROLE),
-                policy_name: name(ROLE_POLICY),
-                table_actions: vec![
-                    vec![
-                        "dynamodb:DescribeTable",
-                        "dynamodb:GetItem",
-                        "dynamodb:PutItem",
-                    ],
-                    vec!["dynamodb:DescribeTable", "dynamodb:PutItem"],
-                ],
-                log_actions: vec!["logs:CreateLogStream", "logs:PutLogEvents"],
-                queue_actions: vec!["sqs:SendMessage"],
-            },
+            role,
             log_group: LogGroupSpec {
                 name: format!("{LOG_GROUP_PARENT}{function_name}"),
                 retention_days: config.logs.retention_days,
@@ -462,8 +399,44 @@ impl Model {
             topic,
             alarm_period_seconds: alarms_config.period_seconds,
             alarm_evaluation_periods: alarms_config.evaluation_periods,
+            silent_feed_periods: alarms_config.silent_feed_periods,
             alarms,
         }
+    }
+}
+
+/// The processor's role: only what it calls.
+fn role(name: String, policy_name: String) -> RoleSpec {
+    RoleSpec {
+        name,
+        policy_name,
+        table_actions: vec![
+            vec![
+                "dynamodb:DescribeTable",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+            ],
+            vec!["dynamodb:DescribeTable", "dynamodb:PutItem"],
+        ],
+        log_actions: vec!["logs:CreateLogStream", "logs:PutLogEvents"],
+        queue_actions: vec!["sqs:SendMessage"],
+    }
+}
+
+impl RoleSpec {
+    /// Per table, the operations the processor calls while it handles an event: its actions
+    /// without `DescribeTable`, which runs once at init and fails it loudly instead.
+    pub fn table_operations(&self) -> Vec<Vec<&'static str>> {
+        self.table_actions
+            .iter()
+            .map(|actions| {
+                actions
+                    .iter()
+                    .filter_map(|action| action.strip_prefix("dynamodb:"))
+                    .filter(|operation| *operation != "DescribeTable")
+                    .collect()
+            })
+            .collect()
     }
 }
 
@@ -473,6 +446,7 @@ fn table(key: &'static str, name: String, schema: &names::TableSchema) -> TableS
     TableSpec {
         key,
         name,
+        prefix: schema.prefix,
         hash_key: schema.hash_key,
         range_key: schema.range_key,
         attributes: schema
@@ -609,7 +583,59 @@ mod tests {
             assert_eq!(settings.audit_trail_table, model.tables[1].name);
             assert_eq!(settings.environment, model.suffix);
             assert_eq!(settings.accepted_sources, model.rules[0].sources);
+            let config = stack(name);
+            assert_eq!(settings.ttl_days, config.dynamodb.ttl_days);
+            assert_eq!(
+                settings.max_event_age_seconds,
+                config.events.max_event_age_seconds
+            );
+            assert_eq!(
+                settings.max_future_skew_seconds,
+                config.events.max_future_skew_seconds
+            );
+            assert_eq!(settings.audit_retention_days, config.audit.retention_days);
         }
+    }
+
+    #[test]
+    fn the_environment_carries_every_limit_the_stack_sets() {
+        // Not the processor's defaults: dev keeps its trail 30 days, not seven years.
+        let mut config = stack("dev");
+        config.events.max_event_age_seconds = 7200;
+        config.events.max_future_skew_seconds = 60;
+        config.audit.retention_days = 9;
+        let env = Model::from_stack(&config).function.env;
+        assert_eq!(env[names::ENV_MAX_EVENT_AGE_SECONDS], "7200");
+        assert_eq!(env[names::ENV_MAX_FUTURE_SKEW_SECONDS], "60");
+        assert_eq!(env[names::ENV_AUDIT_RETENTION_DAYS], "9");
+    }
+
+    #[test]
+    fn the_bus_takes_its_publishers_and_sources_from_the_stack() {
+        let dev = Model::from_stack(&stack("dev"));
+        assert_eq!(dev.bus.publishers, Publishers::DeployingAccount);
+        assert_eq!(dev.bus.sources, ["market.data"]);
+        let mut config = stack("prod");
+        config.events.publishers = vec![
+            "123456789012".to_string(),
+            "arn:aws:iam::123456789012:role/feed".to_string(),
+        ];
+        assert_eq!(
+            Model::from_stack(&config).bus.publishers,
+            Publishers::Listed(vec![
+                Principal::Account("123456789012".to_string()),
+                Principal::Arn("arn:aws:iam::123456789012:role/feed".to_string()),
+            ])
+        );
+        assert!(Model::from_stack(&config).production);
+        assert!(!dev.production);
+    }
+
+    #[test]
+    fn production_follows_the_environment() {
+        let mut config = stack("dev");
+        config.environment = "prod".to_string();
+        assert!(Model::from_stack(&config).production);
     }
 
     #[test]
@@ -649,10 +675,78 @@ mod tests {
                 AlarmKind::FunctionErrors,
                 AlarmKind::FunctionThrottles,
                 AlarmKind::FunctionDuration,
+                AlarmKind::AsyncEventsDropped,
+                AlarmKind::DestinationDeliveryFailures,
+                AlarmKind::DeadLetterErrors,
                 AlarmKind::DlqMessages,
+                AlarmKind::DlqAge,
                 AlarmKind::RuleFailedInvocations(0),
+                AlarmKind::RuleDlqFailures(0),
                 AlarmKind::RuleFailedInvocations(1),
+                AlarmKind::RuleDlqFailures(1),
+                AlarmKind::TableThrottles(0),
+                AlarmKind::TableSystemErrors(0),
+                AlarmKind::TableThrottles(1),
+                AlarmKind::TableSystemErrors(1),
+                AlarmKind::SilentFeed,
+                AlarmKind::RejectedShare,
             ]
         );
+        // Dev, without a topic, has the same alarms.
+        assert_eq!(dev.alarms.len(), prod.alarms.len());
+    }
+
+    #[test]
+    fn loss_counters_alarm_on_one_period_and_only_the_silent_feed_breaches_on_silence() {
+        let model = Model::from_stack(&stack("prod"));
+        for alarm in &model.alarms {
+            let counter = !matches!(
+                alarm.kind,
+                AlarmKind::FunctionErrors
+                    | AlarmKind::FunctionThrottles
+                    | AlarmKind::FunctionDuration
+                    | AlarmKind::SilentFeed
+                    | AlarmKind::RejectedShare
+            );
+            assert_eq!(alarm.breach == Breach::Any, counter, "{}", alarm.key);
+            let silent = alarm.kind == AlarmKind::SilentFeed;
+            assert_eq!(
+                alarm.missing_data == MissingData::Breaching,
+                silent,
+                "{}",
+                alarm.key
+            );
+        }
+    }
+
+    #[test]
+    fn table_alarms_watch_the_operations_the_processor_calls() {
+        let model = Model::from_stack(&stack("dev"));
+        assert_eq!(
+            model.role.table_operations(),
+            [vec!["GetItem", "PutItem"], vec!["PutItem"]]
+        );
+        let throttles = |index| {
+            model
+                .alarms
+                .iter()
+                .find(|a| a.kind == AlarmKind::TableThrottles(index))
+                .map(|a| a.metric.clone())
+        };
+        let Some(AlarmMetric::Expression {
+            expression,
+            metrics,
+            ..
+        }) = throttles(0)
+        else {
+            panic!("market-data sums two operations");
+        };
+        assert_eq!(expression, "FILL(getitem, 0) + FILL(putitem, 0)");
+        assert_eq!(metrics.len(), 2);
+        let Some(AlarmMetric::Metric(metric)) = throttles(1) else {
+            panic!("audit-trail has one operation");
+        };
+        assert_eq!(metric.dimensions["Operation"], "PutItem");
+        assert_eq!(metric.dimensions["TableName"], "audit-trail-dev");
     }
 }

@@ -4,6 +4,9 @@
 //! privilege, encryption, recoverability, observability, naming and tagging. Each rule has a name
 //! (used in messages and in docs/infrastructure.md) and a test that makes it fail.
 
+mod bus;
+mod loss;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -21,13 +24,15 @@ pub const SUFFIX_IN_NAMES: &str = "suffix-in-names";
 pub const TAGS_ON_TAGGABLE: &str = "tags-on-taggable";
 pub const TARGET_DLQ_DELIVERY: &str = "target-dlq-delivery";
 pub const PROVIDER_VERSION_PINNED: &str = "provider-version-pinned";
+pub const BUS_PUBLISHERS: &str = "bus-publishers";
+pub const LOSS_PATHS_ALARMED: &str = "loss-paths-alarmed";
 
 /// Every rule with what it demands, in the order they run; docs/infrastructure.md lists them.
 #[cfg(test)]
-pub const RULES: [(&str, &str); 9] = [
+pub const RULES: [(&str, &str); 11] = [
     (
         IAM_NO_WILDCARDS,
-        "IAM and resource policies: no action containing `*`, no NotAction/NotResource/NotPrincipal, no `*` principal, no resource `*`; a resource may contain `*` only after the ARN of a resource of this program (e.g. its log streams); Lambda permissions name their source ARN",
+        "IAM and resource policies: no action containing `*`, no NotAction/NotResource/NotPrincipal, no `*` principal in an Allow (a Deny for everyone only narrows), no resource `*`; a resource may contain `*` only after the ARN of a resource of this program (e.g. its log streams); Lambda permissions name their source ARN",
     ),
     (
         TABLE_ENCRYPTION,
@@ -60,6 +65,14 @@ pub const RULES: [(&str, &str); 9] = [
     (
         PROVIDER_VERSION_PINNED,
         "every AWS resource pins the provider version the schema fixture describes",
+    ),
+    (
+        BUS_PUBLISHERS,
+        "every event bus has a bus policy that denies events:PutEvents to every principal (`*`) it does not list (a negated aws:PrincipalAccount or aws:PrincipalArn condition) and to every events:source but exactly the sources its rules match; an Allow alone binds no principal of the bus's own account",
+    ),
+    (
+        LOSS_PATHS_ALARMED,
+        "every loss path has an alarm: per function AsyncEventsDropped, DestinationDeliveryFailures, DeadLetterErrors; per rule with a target FailedInvocations, InvocationsFailedToBeSentToDlq; per queue ApproximateNumberOfMessagesVisible, ApproximateAgeOfOldestMessage; per table ThrottledRequests, SystemErrors; the processor's Processed (missing data breaching: a silent feed) and Rejected (a feed the processor no longer understands); a loss counter alarms on one breaching period. In production every alarm has an alarm action; elsewhere none is needed (nobody is on call for dev, and the state and its history still show in CloudWatch)",
     ),
 ];
 
@@ -120,6 +133,8 @@ pub fn check(program: &Value, context: &Context) -> Vec<Violation> {
     checks.tags_on_taggable();
     checks.target_dlq_delivery();
     checks.provider_version_pinned();
+    checks.bus_publishers();
+    checks.loss_paths_alarmed();
     checks.violations
 }
 
@@ -157,6 +172,10 @@ const LOG_GROUP: &str = "aws:cloudwatch/logGroup:LogGroup";
 const FUNCTION: &str = "aws:lambda/function:Function";
 const PERMISSION: &str = "aws:lambda/permission:Permission";
 const EVENT_TARGET: &str = "aws:cloudwatch/eventTarget:EventTarget";
+const EVENT_BUS: &str = "aws:cloudwatch/eventBus:EventBus";
+const EVENT_BUS_POLICY: &str = "aws:cloudwatch/eventBusPolicy:EventBusPolicy";
+const EVENT_RULE: &str = "aws:cloudwatch/eventRule:EventRule";
+const METRIC_ALARM: &str = "aws:cloudwatch/metricAlarm:MetricAlarm";
 /// Properties that hold an IAM or resource policy document.
 const POLICY_PROPERTIES: [&str; 2] = ["policy", "assumeRolePolicy"];
 
@@ -275,7 +294,9 @@ impl<'c, 'p> Checks<'c, 'p> {
                     problems.push((at("Resource"), message));
                 }
             }
-            if let Some(principal) = statement.get("Principal") {
+            // A Deny for everyone takes away; only an Allow for everyone gives too much.
+            let deny = statement.get("Effect").and_then(Value::as_str) == Some("Deny");
+            if let Some(principal) = statement.get("Principal").filter(|_| !deny) {
                 let everyone = strings(Some(principal)).contains(&"*")
                     || principal
                         .as_mapping()
@@ -593,196 +614,4 @@ fn lets_rule_send(document: &Value, queue: &str, rule: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_yaml::Value;
-
-    use super::*;
-    use crate::render::fixtures::{config, program, remove, schema, set};
-
-    fn violations(
-        stack: &str,
-        edit: impl FnOnce(&mut Value, &mut BTreeMap<String, Value>),
-    ) -> Vec<Violation> {
-        let mut p = program(stack);
-        let mut values = config(stack);
-        edit(&mut p, &mut values);
-        let schema = schema();
-        let context = Context {
-            schema: &schema,
-            suffix: stack,
-            production: stack == "prod",
-            config: &values,
-        };
-        check(&p, &context)
-    }
-
-    /// The rules of the violations, each once, in order.
-    fn rules(found: &[Violation]) -> Vec<&'static str> {
-        let mut rules: Vec<&str> = found.iter().map(|v| v.rule).collect();
-        rules.dedup();
-        rules
-    }
-
-    #[test]
-    fn every_committed_stack_passes_every_rule() {
-        for stack in ["dev", "staging", "prod"] {
-            assert_eq!(violations(stack, |_, _| {}), [], "{stack}");
-        }
-    }
-
-    #[test]
-    fn iam_no_wildcards_rejects_wildcard_actions_resources_and_principals() {
-        let statement = "resources.processorPolicy.properties.policy.fn::toJSON.Statement.0";
-        let found = violations("dev", |p, _| {
-            set(p, &format!("{statement}.Action.1"), "dynamodb:*")
-        });
-        assert_eq!(rules(&found), [IAM_NO_WILDCARDS]);
-        assert_eq!(
-            found[0].to_string(),
-            "resources.processorPolicy.properties.policy.fn::toJSON.Statement[0].Action: [iam-no-wildcards] \"dynamodb:*\" is a wildcard action; list the actions used"
-        );
-
-        let found = violations("dev", |p, _| {
-            set(p, &format!("{statement}.Resource.0"), "*")
-        });
-        assert_eq!(rules(&found), [IAM_NO_WILDCARDS]);
-        let found = violations("dev", |p, _| {
-            set(
-                p,
-                &format!("{statement}.Resource.0"),
-                "arn:aws:dynamodb:*:*:table/*",
-            )
-        });
-        assert_eq!(rules(&found), [IAM_NO_WILDCARDS]);
-        let found = violations("dev", |p, _| {
-            set(
-                p,
-                "resources.processorRole.properties.assumeRolePolicy.fn::toJSON.Statement.0.Principal",
-                "*",
-            )
-        });
-        assert_eq!(rules(&found), [IAM_NO_WILDCARDS]);
-        let found = violations("dev", |p, _| {
-            remove(p, "resources.tradeEventsPermission.properties.sourceArn")
-        });
-        assert_eq!(rules(&found), [IAM_NO_WILDCARDS]);
-    }
-
-    #[test]
-    fn table_encryption_can_fail() {
-        let found = violations("dev", |p, _| {
-            set(
-                p,
-                "resources.auditTrailTable.properties.serverSideEncryption.enabled",
-                false,
-            )
-        });
-        assert_eq!(rules(&found), [TABLE_ENCRYPTION]);
-        assert_eq!(
-            found[0].path,
-            "resources.auditTrailTable.properties.serverSideEncryption.enabled"
-        );
-    }
-
-    #[test]
-    fn queue_encryption_can_fail() {
-        let found = violations("dev", |p, _| {
-            remove(
-                p,
-                "resources.deadLetterQueue.properties.sqsManagedSseEnabled",
-            )
-        });
-        assert_eq!(rules(&found), [QUEUE_ENCRYPTION]);
-    }
-
-    #[test]
-    fn prod_point_in_time_recovery_can_fail_and_only_in_prod() {
-        let found = violations("prod", |_, config| {
-            config.insert("pointInTimeRecovery".to_string(), Value::Bool(false));
-        });
-        assert_eq!(rules(&found), [PROD_POINT_IN_TIME_RECOVERY]);
-        assert_eq!(found.len(), 2, "both tables");
-        assert_eq!(violations("dev", |_, _| {}), []);
-    }
-
-    #[test]
-    fn log_retention_can_fail() {
-        let found = violations("dev", |p, _| {
-            remove(p, "resources.processorLogGroup.properties.retentionInDays")
-        });
-        assert_eq!(rules(&found), [LOG_RETENTION]);
-        let found = violations("dev", |p, _| {
-            remove(p, "resources.processorFunction.properties.loggingConfig")
-        });
-        assert_eq!(rules(&found), [LOG_RETENTION]);
-    }
-
-    #[test]
-    fn suffix_in_names_can_fail() {
-        let found = violations("dev", |p, _| {
-            set(
-                p,
-                "resources.marketDataTable.properties.name",
-                "market-data",
-            )
-        });
-        assert_eq!(rules(&found), [SUFFIX_IN_NAMES]);
-        assert_eq!(found[0].message, "\"market-data\" does not end in \"-dev\"");
-        let found = violations("dev", |p, _| {
-            remove(p, "resources.deadLetterQueue.properties.name")
-        });
-        assert_eq!(rules(&found), [SUFFIX_IN_NAMES]);
-    }
-
-    #[test]
-    fn tags_on_taggable_can_fail() {
-        let found = violations("dev", |p, _| {
-            remove(p, "resources.processorFunction.properties.tags")
-        });
-        assert_eq!(rules(&found), [TAGS_ON_TAGGABLE]);
-        assert_eq!(found[0].path, "resources.processorFunction.properties.tags");
-    }
-
-    #[test]
-    fn target_dlq_delivery_can_fail() {
-        let found = violations("dev", |p, _| remove(p, "resources.deadLetterQueuePolicy"));
-        assert_eq!(rules(&found), [TARGET_DLQ_DELIVERY]);
-        assert_eq!(found.len(), 2, "both targets");
-        // A policy that leaves one rule out fails for that rule only.
-        let found = violations("dev", |p, _| {
-            remove(
-                p,
-                "resources.deadLetterQueuePolicy.properties.policy.fn::toJSON.Statement.0.Condition.ArnEquals.aws:SourceArn.1",
-            )
-        });
-        assert_eq!(found.len(), 1);
-        assert!(found[0].message.contains("quoteEventsRule"), "{}", found[0]);
-    }
-
-    #[test]
-    fn provider_version_pinned_can_fail() {
-        let found = violations("dev", |p, _| {
-            remove(p, "resources.eventBus.options.version")
-        });
-        assert_eq!(rules(&found), [PROVIDER_VERSION_PINNED]);
-    }
-
-    #[test]
-    fn docs_list_every_rule() {
-        // The rules are documented in docs/ or ARCHITECTURE.md, wherever the table lives.
-        let root = crate::render::fixtures::workspace_root();
-        let mut pages = vec![root.join("ARCHITECTURE.md")];
-        if let Ok(entries) = std::fs::read_dir(root.join("docs")) {
-            pages.extend(entries.filter_map(Result::ok).map(|e| e.path()));
-        }
-        let docs: String = pages
-            .iter()
-            .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("md"))
-            .filter_map(|p| std::fs::read_to_string(p).ok())
-            .collect();
-        for (rule, description) in RULES {
-            let row = format!("| `{rule}` | {description} |");
-            assert!(docs.contains(&row), "no documentation row: {row}");
-        }
-    }
-}
+mod tests;
