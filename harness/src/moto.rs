@@ -1,5 +1,6 @@
 //! moto server: the AWS-compatible endpoint on loopback that tests and the local pipeline use.
-//! Installed into the project's `.venv` at a pinned version, started on a free port, stopped on drop.
+//! Installed into the project's `.venv` from hash-pinned requirements, started on a free port,
+//! stopped on drop.
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
@@ -10,27 +11,43 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
 
 /// Pinned so that every machine emulates the same AWS behaviour.
 pub const MOTO_VERSION: &str = "5.2.5";
 
+/// `moto[server]` at [`MOTO_VERSION`] and everything it pulls in, each at one version with the
+/// sha256 of every file PyPI has for it: pip installs exactly these bytes or fails. Compiled in,
+/// so a binary installs the set it was built with whatever directory it runs from.
+const REQUIREMENTS: &str = include_str!("../moto-requirements.txt");
+
+/// Where [`REQUIREMENTS`] lives in the repository, for messages.
+const REQUIREMENTS_PATH: &str = "harness/moto-requirements.txt";
+
+/// The oldest Python that every pin of [`REQUIREMENTS`] supports (several need 3.11). The file
+/// is resolved under this Python, and says so in its header; a test keeps the two equal.
+const MIN_PYTHON: (u32, u32) = (3, 11);
+
+/// The sha256 of the requirements the venv was last installed from, written once pip succeeded.
+const MARKER: &str = "moto-requirements.sha256";
+
 /// How long a starting server may take before we call it broken.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Path of the `moto_server` executable, installing moto first if it is missing or outdated.
+/// Path of the `moto_server` executable, installing moto first if it is missing or was
+/// installed from other requirements than [`REQUIREMENTS`].
 pub fn ensure_installed(root: &Path) -> Result<PathBuf> {
     let venv = root.join(".venv");
     let server = venv.join("bin").join("moto_server");
-    let marker = venv.join("moto-version");
-    if server.is_file() && fs::read_to_string(&marker).is_ok_and(|v| v.trim() == MOTO_VERSION) {
+    if is_current(&venv, REQUIREMENTS) {
         return Ok(server);
     }
-    let python = find_python()?;
     eprintln!(
-        "installing moto[server]=={MOTO_VERSION} into {}",
+        "installing moto[server]=={MOTO_VERSION} from {REQUIREMENTS_PATH} into {}",
         venv.display()
     );
     if !venv.join("bin").join("pip").is_file() {
+        let python = find_python()?;
         let status = Command::new(&python)
             .args(["-m", "venv"])
             .arg(&venv)
@@ -44,44 +61,139 @@ pub fn ensure_installed(root: &Path) -> Result<PathBuf> {
             );
         }
     }
+    // A venv made earlier by an older Python would fail in pip with a "no matching
+    // distribution" for some pin; name the cause instead.
+    let interpreter = venv_python(root);
+    match python_version(interpreter.as_os_str()) {
+        Some(version) if version >= MIN_PYTHON => {}
+        found => bail!(
+            "{} runs Python {}, and the pinned moto requirements ({REQUIREMENTS_PATH}) need \
+             {}.{} or newer: remove {} and run again with a newer python3 on PATH",
+            interpreter.display(),
+            found.map_or(
+                "of an unknown version".to_string(),
+                |(major, minor)| format!("{major}.{minor}")
+            ),
+            MIN_PYTHON.0,
+            MIN_PYTHON.1,
+            venv.display()
+        ),
+    }
+    // Until pip has finished, the venv holds neither the old set nor the new one.
+    remove_if_present(&venv.join(MARKER))?;
+    let requirements = venv.join("moto-requirements.txt");
+    fs::write(&requirements, REQUIREMENTS)
+        .with_context(|| format!("writing {}", requirements.display()))?;
+    // --force-reinstall: packages already in the venv at a pinned version were not necessarily
+    // installed from hash-checked files (an older install, or by hand); pip skips such packages
+    // unless told to reinstall them.
     let status = Command::new(venv.join("bin").join("pip"))
         .args([
             "install",
             "--quiet",
             "--disable-pip-version-check",
-            &format!("moto[server]=={MOTO_VERSION}"),
+            "--require-hashes",
+            "--force-reinstall",
+            "-r",
         ])
+        .arg(&requirements)
         .status()
         .context("running pip in .venv")?;
     if !status.success() || !server.is_file() {
         bail!(
-            "could not install moto[server]=={MOTO_VERSION} into {} (pip: {status}). \
-             Check that the Python package index is reachable, or install it by hand with \
-             `{}/bin/pip install 'moto[server]=={MOTO_VERSION}'`.",
+            "could not install moto[server]=={MOTO_VERSION} from {REQUIREMENTS_PATH} into {} \
+             (pip: {status}). Check that the Python package index is reachable. A hash mismatch \
+             means a download differs from the pinned file: a proxy or mirror that serves other \
+             bytes, or a requirements file edited by hand (regenerate it as its header says). \
+             To retry by hand: `{}/bin/pip install --require-hashes -r {REQUIREMENTS_PATH}`.",
             venv.display(),
             venv.display()
         );
     }
-    fs::write(&marker, MOTO_VERSION).context("writing .venv/moto-version")?;
+    fs::write(venv.join(MARKER), sha256_hex(REQUIREMENTS))
+        .with_context(|| format!("writing {}", venv.join(MARKER).display()))?;
+    // The version marker of installs before the requirements file; nothing reads it now.
+    remove_if_present(&venv.join("moto-version"))?;
     Ok(server)
 }
 
+/// Whether `venv` has a server installed from exactly `requirements`.
+fn is_current(venv: &Path, requirements: &str) -> bool {
+    venv.join("bin").join("moto_server").is_file()
+        && fs::read_to_string(venv.join(MARKER))
+            .is_ok_and(|installed| installed.trim() == sha256_hex(requirements))
+}
+
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            Err(err).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The first Python on PATH recent enough for [`REQUIREMENTS`]; the versioned names come after
+/// the plain ones for machines whose `python3` is older than a Python installed beside it.
 fn find_python() -> Result<String> {
-    for candidate in ["python3", "python"] {
-        if Command::new(candidate)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-        {
-            return Ok(candidate.to_string());
+    let mut too_old = Vec::new();
+    for candidate in [
+        "python3",
+        "python",
+        "python3.14",
+        "python3.13",
+        "python3.12",
+        "python3.11",
+    ] {
+        match python_version(candidate.as_ref()) {
+            Some(version) if version >= MIN_PYTHON => return Ok(candidate.to_string()),
+            Some((major, minor)) => too_old.push(format!("{candidate} is {major}.{minor}")),
+            None => {}
         }
     }
+    let (major, minor) = MIN_PYTHON;
+    if !too_old.is_empty() {
+        bail!(
+            "the pinned moto requirements ({REQUIREMENTS_PATH}) need Python {major}.{minor} or \
+             newer, and PATH has only older ones ({}). Install a newer one with its venv module, \
+             e.g. `apt-get install python3 python3-venv` on a current Debian/Ubuntu.",
+            too_old.join(", ")
+        );
+    }
     bail!(
-        "moto needs Python 3 and none was found on PATH (tried python3, python). \
-         Install Python 3.9 or newer, e.g. `apt-get install python3 python3-venv`."
+        "moto needs Python {major}.{minor} or newer and none was found on PATH (tried python3, \
+         python, python3.14 to python3.11). Install it with its venv module, e.g. \
+         `apt-get install python3 python3-venv`."
     )
+}
+
+/// `(major, minor)` of the Python `python`, or `None` if it does not run.
+fn python_version(python: &std::ffi::OsStr) -> Option<(u32, u32)> {
+    let output = Command::new(python)
+        .args(["-c", "import sys; print(*sys.version_info[:2])"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    parse_version(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// `"3 11\n"` (what [`python_version`] prints) to `(3, 11)`.
+fn parse_version(text: &str) -> Option<(u32, u32)> {
+    let mut parts = text.split_whitespace().map(str::parse::<u32>);
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(Ok(major)), Some(Ok(minor)), None) => Some((major, minor)),
+        _ => None,
+    }
 }
 
 /// Runs the server given as its arguments and stops it when its own stdin closes: when the
@@ -299,4 +411,106 @@ fn tail(path: &Path) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The requirements as pip reads them: one entry per logical line, continuations joined,
+    /// comments left out.
+    fn entries(requirements: &str) -> Vec<String> {
+        requirements
+            .replace("\\\n", " ")
+            .lines()
+            .map(|line| line.split(" #").next().unwrap_or(line).trim().to_string())
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .collect()
+    }
+
+    #[test]
+    fn every_requirement_is_pinned_with_hashes_and_moto_is_the_pinned_version() {
+        let entries = entries(REQUIREMENTS);
+        assert!(
+            entries.len() > 1,
+            "{REQUIREMENTS_PATH} lists no dependencies"
+        );
+        for entry in &entries {
+            let pin = entry.split_whitespace().next().unwrap_or_default();
+            assert!(pin.contains("=="), "{REQUIREMENTS_PATH}: not pinned: {pin}");
+            assert!(
+                entry.contains(" --hash=sha256:"),
+                "{REQUIREMENTS_PATH}: {pin} has no hash"
+            );
+        }
+        let moto = format!("moto=={MOTO_VERSION}");
+        assert!(
+            entries
+                .iter()
+                .any(|e| e.split_whitespace().next() == Some(moto.as_str())),
+            "{REQUIREMENTS_PATH} does not pin {moto}: regenerate it as its header says"
+        );
+        assert!(
+            REQUIREMENTS.contains(&format!("echo 'moto[server]=={MOTO_VERSION}' |")),
+            "the regeneration command in {REQUIREMENTS_PATH} names another moto version"
+        );
+    }
+
+    #[test]
+    fn the_requirements_were_resolved_under_the_oldest_python_accepted() {
+        let (major, minor) = MIN_PYTHON;
+        assert!(
+            REQUIREMENTS.contains(&format!(
+                "autogenerated by pip-compile with Python {major}.{minor}\n"
+            )),
+            "{REQUIREMENTS_PATH} was resolved under another Python than MIN_PYTHON {major}.{minor}"
+        );
+    }
+
+    fn scratch_venv(server: bool, marker: Option<&str>) -> PathBuf {
+        let venv = std::env::temp_dir().join(format!("moto-venv-{}", uuid::Uuid::new_v4()));
+        fs::create_dir_all(venv.join("bin")).expect("creating the scratch venv");
+        if server {
+            fs::write(venv.join("bin").join("moto_server"), "").expect("writing moto_server");
+        }
+        if let Some(marker) = marker {
+            fs::write(venv.join(MARKER), marker).expect("writing the marker");
+        }
+        venv
+    }
+
+    #[test]
+    fn a_venv_is_current_only_for_the_requirements_it_was_installed_from() {
+        let installed = "moto==1 --hash=sha256:aa\n";
+        let venv = scratch_venv(true, Some(&format!("{}\n", sha256_hex(installed))));
+        assert!(is_current(&venv, installed));
+        assert!(!is_current(&venv, "moto==1 --hash=sha256:bb\n"));
+        let _ = fs::remove_dir_all(&venv);
+    }
+
+    #[test]
+    fn a_venv_without_the_server_or_the_marker_is_stale() {
+        let requirements = "moto==1 --hash=sha256:aa\n";
+        let no_server = scratch_venv(false, Some(&sha256_hex(requirements)));
+        assert!(!is_current(&no_server, requirements));
+        let no_marker = scratch_venv(true, None);
+        assert!(!is_current(&no_marker, requirements));
+        // What installs before the requirements file left: a version, no hash.
+        fs::write(no_marker.join("moto-version"), MOTO_VERSION).expect("writing moto-version");
+        assert!(!is_current(&no_marker, requirements));
+        for venv in [no_server, no_marker] {
+            let _ = fs::remove_dir_all(&venv);
+        }
+    }
+
+    #[test]
+    fn python_versions_parse_from_what_the_interpreter_prints() {
+        assert_eq!(parse_version("3 11\n"), Some((3, 11)));
+        assert_eq!(parse_version("3 9"), Some((3, 9)));
+        assert!(parse_version("3 9") < Some(MIN_PYTHON));
+        assert!(parse_version("3 13") >= Some(MIN_PYTHON));
+        for bad in ["", "3", "3.11", "3 11 2", "Python 3 11"] {
+            assert_eq!(parse_version(bad), None, "{bad:?}");
+        }
+    }
 }
