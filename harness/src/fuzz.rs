@@ -5,6 +5,10 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+/// The cargo-fuzz the flags below were written for: `--sanitizer none`, `--target-dir` and the
+/// stable toolchain through `RUSTC_BOOTSTRAP`.
+pub const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
 /// A target under `fuzz/fuzz_targets/`, where its seeds live and the dictionary that steers it.
 pub struct Target {
     pub name: &'static str,
@@ -31,6 +35,7 @@ pub const TARGETS: [Target; 2] = [
 pub fn run(root: &Path, seconds: u64) -> Result<()> {
     ensure_cargo_fuzz()?;
     let fuzz_dir = root.join("fuzz");
+    check_lock_file(&fuzz_dir)?;
     for Target { name, seeds, dict } in TARGETS {
         // A working corpus under target/, seeded from the committed seeds: what the fuzzer
         // discovers is not committed.
@@ -89,20 +94,68 @@ pub fn run(root: &Path, seconds: u64) -> Result<()> {
 }
 
 fn ensure_cargo_fuzz() -> Result<()> {
-    let present = Command::new("cargo")
-        .args(["fuzz", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if present {
-        return Ok(());
+    let install = format!("cargo install cargo-fuzz --version {CARGO_FUZZ_VERSION} --locked");
+    match installed_cargo_fuzz() {
+        Some(version) if version == CARGO_FUZZ_VERSION => return Ok(()),
+        Some(version) => bail!(
+            "cargo-fuzz {version} is installed, and `cargo xtask fuzz` runs with \
+             {CARGO_FUZZ_VERSION}, whose options it uses; install that one with `{install}`"
+        ),
+        None => {}
     }
-    eprintln!("installing cargo-fuzz (cargo install cargo-fuzz --locked)");
+    eprintln!("installing cargo-fuzz ({install})");
     let status = Command::new("cargo")
-        .args(["install", "cargo-fuzz", "--locked"])
+        .args([
+            "install",
+            "cargo-fuzz",
+            "--version",
+            CARGO_FUZZ_VERSION,
+            "--locked",
+        ])
         .status()
         .context("running cargo install")?;
     if !status.success() {
-        bail!("could not install cargo-fuzz; install it with `cargo install cargo-fuzz --locked`");
+        bail!(
+            "could not install cargo-fuzz ({status}); cargo's messages are above. Install it with `{install}`"
+        );
+    }
+    Ok(())
+}
+
+/// The version of the `cargo fuzz` on this machine, or `None` if there is none.
+fn installed_cargo_fuzz() -> Option<String> {
+    let output = Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    cargo_fuzz_version(&String::from_utf8_lossy(&output.stdout)).map(str::to_string)
+}
+
+/// `"cargo-fuzz 0.13.2\n"` (what `cargo fuzz --version` prints) to `"0.13.2"`.
+fn cargo_fuzz_version(text: &str) -> Option<&str> {
+    text.trim()
+        .strip_prefix("cargo-fuzz ")
+        .filter(|version| !version.is_empty() && !version.contains(char::is_whitespace))
+}
+
+/// `cargo fuzz run` has no `--locked` and lets cargo update `fuzz/Cargo.lock`; checking the
+/// lock first means the build that follows uses it unchanged.
+fn check_lock_file(fuzz_dir: &Path) -> Result<()> {
+    let output = Command::new("cargo")
+        .current_dir(fuzz_dir)
+        .args(["fetch", "--locked"])
+        .output()
+        .context("running cargo fetch in fuzz/")?;
+    if !output.status.success() {
+        bail!(
+            "fuzz/Cargo.lock is out of date with fuzz/Cargo.toml or the workspace crates it \
+             builds: update it with `cargo update --manifest-path fuzz/Cargo.toml --workspace` \
+             and commit it. cargo said:\n{}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -110,6 +163,20 @@ fn ensure_cargo_fuzz() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cargo_fuzz_version_is_read_from_its_version_line() {
+        assert_eq!(cargo_fuzz_version("cargo-fuzz 0.13.2\n"), Some("0.13.2"));
+        for bad in [
+            "",
+            "cargo-fuzz",
+            "cargo-fuzz ",
+            "cargo-deny 0.13.2",
+            "cargo-fuzz 0.13 2",
+        ] {
+            assert_eq!(cargo_fuzz_version(bad), None, "{bad:?}");
+        }
+    }
 
     /// Every binary of the fuzz crate runs in `cargo xtask fuzz`, and every target here has its
     /// source, seeds and dictionary: a target added to one place only fails here, not silently.

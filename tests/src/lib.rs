@@ -29,6 +29,8 @@ pub fn binary(package: &str, bin: &str) -> PathBuf {
                 .manifest_path(workspace_root().join("Cargo.toml"))
                 .package(package)
                 .bin(bin)
+                // As CI builds: the committed Cargo.lock, never an updated one.
+                .arg("--locked")
                 .run()
                 .unwrap_or_else(|err| panic!("building {package}'s {bin}: {err}"));
             run.path().to_path_buf()

@@ -287,7 +287,15 @@ fn compile(root: &Path, arch: Architecture, route: &Route) -> Result<PathBuf> {
     let triple = triple(arch);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let target = root.join("target");
-    let release = ["--release", "-p", "processor", "--bin", "bootstrap"];
+    // --locked: the package ships exactly the dependency versions of the committed Cargo.lock.
+    let release = [
+        "--locked",
+        "--release",
+        "-p",
+        "processor",
+        "--bin",
+        "bootstrap",
+    ];
     let (mut command, output) = match route {
         Route::Host => {
             let mut c = Command::new(&cargo);
