@@ -196,6 +196,7 @@ fn prepare(root: &Path) -> Result<Env> {
             "the release bootstrap",
             &[
                 "build",
+                "--locked",
                 "--release",
                 "-p",
                 "processor",
@@ -207,6 +208,7 @@ fn prepare(root: &Path) -> Result<Env> {
             "the hot_path example",
             &[
                 "build",
+                "--locked",
                 "--profile",
                 "bench",
                 "-p",

@@ -522,7 +522,7 @@ impl Report {
             "\n## Reproduce\n\n```sh\ncargo xtask bench          # full run, writes BENCHMARKS.md (about 5 minutes once built)\n\
              cargo xtask bench --quick  # every measurement on fewer events; report in target/bench/\n\
              cargo bench -p harness --bench hot_path   # criterion: decode, items, process\n```\n\n\
-             Needs what `cargo test --workspace` needs (Rust, Python 3 with venv) and, for the \
+             Needs what `cargo test --locked --workspace` needs (Rust, Python 3.11 with venv) and, for the \
              instruction counts, valgrind. Profiles, logs and the event files are left in \
              `target/bench/`."
         );
