@@ -145,13 +145,27 @@ fn send_publishes_a_feed_in_batches_and_names_bad_lines() {
     assert!(delivered.iter().all(|e| e["detail"]["symbol"] == "SEND"));
 }
 
+/// The value of a summary row such as `  published     1`.
+fn row(text: &str, label: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        l.trim_start()
+            .strip_prefix(label)
+            .and_then(|rest| rest.trim().parse().ok())
+    })
+}
+
 #[test]
 fn dlq_lists_each_error_and_redrive_republishes_what_it_can() {
     let rt = runtime();
     let stack = rt.block_on(MotoStack::create());
     let scratch = Scratch::new("dlq");
     let outputs = stack.write_outputs(&scratch);
-    let event = r#"{"version":"0","id":"ev-dlq-1","detail-type":"Trade Execution","source":"market.data","account":"123456789012","time":"2026-11-25T14:00:00Z","region":"us-east-1","resources":[],"detail":{"exchange":"NYSE","symbol":"DLQ","price":"99.5","volume":7}}"#;
+    // Recent, to the second as EventBridge writes it: inside the processor's age limit.
+    let time = (chrono::Utc::now() - chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let event = format!(
+        r#"{{"version":"0","id":"ev-dlq-1","detail-type":"Trade Execution","source":"market.data","account":"123456789012","time":"{time}","region":"us-east-1","resources":[],"detail":{{"exchange":"NYSE","symbol":"DLQ","price":"99.5","volume":7}}}}"#
+    );
     let record = format!(
         r#"{{"requestContext":{{"condition":"RetriesExhausted","approximateInvokeCount":3}},"requestPayload":{event},"responsePayload":{{"errorType":"StoreUnavailable","errorMessage":"DynamoDB throttled the write"}}}}"#
     );
@@ -175,35 +189,76 @@ fn dlq_lists_each_error_and_redrive_republishes_what_it_can() {
     assert!(list.status.success(), "{}", describe(&list));
     let stdout = text(&list.stdout);
     for needle in [
-        "2 message(s)",
-        "StoreUnavailable: DynamoDB throttled the write (RetriesExhausted after 3 attempts)",
-        "ev-dlq-1 (Trade Execution from market.data, time 2026-11-25T14:00:00Z)",
-        r#""symbol":"DLQ""#,
-        "cannot be redriven: the payload is not an EventBridge event",
+        "2 message(s)".to_string(),
+        "StoreUnavailable: DynamoDB throttled the write (RetriesExhausted after 3 attempts)"
+            .to_string(),
+        format!("ev-dlq-1 (Trade Execution from market.data, time {time})"),
+        r#""symbol":"DLQ""#.to_string(),
+        "cannot be redriven: the payload is not an EventBridge event".to_string(),
     ] {
-        assert!(stdout.contains(needle), "{needle:?} missing:\n{stdout}");
+        assert!(stdout.contains(&needle), "{needle:?} missing:\n{stdout}");
     }
 
-    let redrive = scratch
+    // The stack's suffix is no file under stacks/: the rules to decide by must be named.
+    let unnamed = scratch
         .xtask(&["dlq", "--outputs", &outputs, "--redrive"])
         .output()
         .expect("run xtask");
-    assert_eq!(redrive.status.code(), Some(1), "{}", describe(&redrive));
+    assert_eq!(unnamed.status.code(), Some(1), "{}", describe(&unnamed));
     assert!(
-        text(&redrive.stdout)
-            .contains("1 events published again, 0 already stored, 1 messages deleted"),
+        text(&unnamed.stderr).contains("--config STACK"),
+        "{}",
+        describe(&unnamed)
+    );
+
+    let redrive = scratch
+        .xtask(&[
+            "dlq",
+            "--outputs",
+            &outputs,
+            "--redrive",
+            "--config",
+            "dev",
+            "--settle-seconds",
+            "1",
+        ])
+        .output()
+        .expect("run xtask");
+    assert_eq!(redrive.status.code(), Some(1), "{}", describe(&redrive));
+    let out = text(&redrive.stdout);
+    for (label, value) in [
+        ("letters read", 2),
+        ("published", 1),
+        ("no outcome seen", 1),
+        ("deleted", 1),
+        ("kept: undecodable", 1),
+        ("left in the queue", 1),
+    ] {
+        assert_eq!(
+            row(&out, label),
+            Some(value),
+            "{label}: {}",
+            describe(&redrive)
+        );
+    }
+    assert!(
+        out.contains("look in the audit trail"),
         "{}",
         describe(&redrive)
     );
     assert!(
-        text(&redrive.stderr).contains("1 messages could not be redriven and stay in the DLQ"),
+        text(&redrive.stderr).contains("1 letters stay in the DLQ"),
         "{}",
         describe(&redrive)
     );
     let delivered = rt.block_on(stack.drain(&stack.delivery_url));
     assert_eq!(delivered.len(), 1, "{delivered:#?}");
     assert_eq!(delivered[0]["detail"]["symbol"], "DLQ");
-    assert_eq!(delivered[0]["time"], "2026-11-25T14:00:00Z");
+    assert_eq!(delivered[0]["time"], time.as_str());
+    assert_eq!(
+        delivered[0]["resources"],
+        serde_json::json!([format!("{}ev-dlq-1", names::REDRIVE_OF_PREFIX)])
+    );
 
     let after = scratch
         .xtask(&["dlq", "--outputs", &outputs])

@@ -149,7 +149,8 @@ enum Command {
         file: PathBuf,
     },
     /// List a stack's dead-letter queue with the error of each message; --redrive publishes the
-    /// events to the bus again and deletes each message once the bus accepted it.
+    /// events that were in it to the bus again, deletes each letter once the bus accepted its
+    /// event, and reports what became of each copy (docs/recovery.md). Fails while letters stay.
     Dlq {
         /// The deployed stack (outputs from pulumi).
         #[arg(long, conflicts_with = "outputs", required_unless_present = "outputs")]
@@ -159,6 +160,14 @@ enum Command {
         outputs: Option<PathBuf>,
         #[arg(long)]
         redrive: bool,
+        /// With --redrive: seconds to wait for the outcome of each copy (stored, failed again).
+        #[arg(long, default_value_t = dlq::redrive::DEFAULT_SETTLE_SECONDS, requires = "redrive")]
+        settle_seconds: u64,
+        /// With --redrive: the stack config (stacks/<CONFIG>.yaml) whose rules and event age
+        /// limit decide what may be published. Default: --stack, or with --outputs the stack
+        /// whose bus the outputs name.
+        #[arg(long, requires = "redrive")]
+        config: Option<String>,
     },
     /// Monthly cost estimate of a stack from its config, at a given traffic.
     Cost {
@@ -346,9 +355,16 @@ fn run(cli: Cli) -> Result<()> {
             stack,
             outputs,
             redrive,
+            settle_seconds,
+            config,
         } => block_on(async {
             let source = deployed::Source::from_args(stack, outputs)?;
-            dlq::run(root, &source, redrive).await
+            let args = dlq::Args {
+                redrive,
+                settle: Duration::from_secs(settle_seconds),
+                config,
+            };
+            dlq::run(root, &source, &args).await
         }),
         Command::Cost {
             stack,
