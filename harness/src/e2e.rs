@@ -1,5 +1,6 @@
 //! `cargo xtask e2e`: the scenario engine against the local stack or a stack's outputs.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use tokio::sync::watch;
 
+use crate::dlq;
 use crate::faults::FaultProxy;
 use crate::local::runner::RunnerStats;
 use crate::local::{self, LocalStack};
@@ -24,6 +26,10 @@ pub struct Options {
     pub faults: f64,
     /// Share (0–1) of events the local runner delivers a second time.
     pub redeliver_rate: f64,
+    /// Redrives of the DLQ after the run, with the faults off (local stack only).
+    pub redrives: usize,
+    /// How long each of those redrives watches its copies.
+    pub settle: Duration,
 }
 
 /// A latency fault holds an answer past the processor's per-attempt timeout.
@@ -44,8 +50,10 @@ pub enum Target {
 /// `cargo xtask e2e`: the scenario against `target`.
 pub async fn run(root: &Path, target: &Target, options: &Options) -> Result<()> {
     let local = matches!(target, Target::Local(_));
-    if !local && (options.faults > 0.0 || options.redeliver_rate > 0.0) {
-        bail!("--faults and --redeliver-rate need --local: they act on the local runner");
+    if !local && (options.faults > 0.0 || options.redeliver_rate > 0.0 || options.redrives > 0) {
+        bail!(
+            "--faults, --redeliver-rate and --redrive need --local: they act on the local runner"
+        );
     }
     match target {
         Target::Local(stack) => run_local(root, stack, options).await,
@@ -107,6 +115,19 @@ pub async fn run_local(root: &Path, stack: &str, options: &Options) -> Result<()
     let result = run_scenario(&local.outputs, options, Some(&stats)).await;
     let _ = stop.send(true);
     runner_task.await.context("runner task")??;
+    print_runner(&stats);
+    if let Some(proxy) = &proxy {
+        println!("  fault proxy: {}", proxy.stats.summary());
+    }
+    let run = result?;
+    run.check(options)?;
+    if options.redrives == 0 {
+        return Ok(());
+    }
+    redrive_after(&local, options, &run, redeliver_per_mille).await
+}
+
+fn print_runner(stats: &RunnerStats) {
     println!(
         "  processor invocations        {:>8}  (failed attempts {}, redelivered {}, dead-lettered {})",
         RunnerStats::get(&stats.invocations),
@@ -114,10 +135,121 @@ pub async fn run_local(root: &Path, stack: &str, options: &Options) -> Result<()
         RunnerStats::get(&stats.redelivered),
         RunnerStats::get(&stats.dead_lettered)
     );
-    if let Some(proxy) = &proxy {
-        println!("  fault proxy: {}", proxy.stats.summary());
+}
+
+/// What `--redrive N` adds to a local run: the faults off (a runner straight to the emulator),
+/// N redrives of the DLQ, its count after the run and after each redrive, and the accounting
+/// again, which must find every event stored once, a duplicate, or rejected with its reason.
+async fn redrive_after(
+    local: &LocalStack,
+    options: &Options,
+    run: &Run,
+    redeliver_per_mille: u32,
+) -> Result<()> {
+    let outputs = &local.outputs;
+    let clients = Clients::for_stack(outputs).await;
+    let policy = dlq::Policy::for_stack(&local.model)?;
+    let dlq_count = || async { anyhow::Ok(dlq::list(&clients.sqs, &outputs.dlq_url).await?.len()) };
+    let mut counts = vec![("after the run".to_string(), dlq_count().await?)];
+    println!(
+        "
+DLQ after the run: {} letters; faults off",
+        counts[0].1
+    );
+
+    let runner = local.runner(redeliver_per_mille)?;
+    let stats = runner.stats.clone();
+    let (stop, stopped) = watch::channel(false);
+    let runner_task = tokio::spawn(runner.run(stopped));
+    let redriven = redrive_rounds(&clients, outputs, &policy, options, &mut counts).await;
+    let drained = match &redriven {
+        Ok(_) => local::drain(&clients, outputs, &stats, 0).await,
+        Err(_) => Ok(()),
+    };
+    let _ = stop.send(true);
+    runner_task.await.context("runner task")??;
+    print_runner(&stats);
+    let copies = redriven?;
+    drained?;
+
+    let report = scenario::account_with(
+        &clients,
+        outputs,
+        &run.published,
+        run.since,
+        run.window,
+        options.timeout,
+        &copies,
+        |settled, total| println!("  accounted for {settled}/{total}"),
+    )
+    .await?;
+    println!(
+        "
+e2e run {} after {} redrives",
+        run.id, options.redrives
+    );
+    print!("{}", report.table());
+    let line: Vec<String> = counts
+        .iter()
+        .map(|(when, n)| format!("{when} {n}"))
+        .collect();
+    println!("  DLQ letters: {}", line.join(", "));
+    if !report.ok() {
+        bail!(
+            "after the redrives: {} lost, {} stored twice, {} unexpected outcomes",
+            report.lost,
+            report.stored_twice,
+            report.unexpected.len()
+        );
     }
-    result
+    if report.missing_processed > 0 {
+        bail!(
+            "after the redrives {} stored events still have no PROCESSED entry",
+            report.missing_processed
+        );
+    }
+    let left = counts.last().map_or(0, |(_, n)| *n);
+    if left > 0 || report.dead_lettered > 0 {
+        bail!(
+            "after {} redrives {left} letters are still in the DLQ ({} of the run's events);              `cargo xtask dlq` on the stack lists them",
+            options.redrives,
+            report.dead_lettered
+        );
+    }
+    Ok(())
+}
+
+/// The redrives; the DLQ count after each is pushed onto `counts`. Returns every copy's id with
+/// the id of the event it copies.
+async fn redrive_rounds(
+    clients: &Clients,
+    outputs: &Outputs,
+    policy: &dlq::Policy,
+    options: &Options,
+    counts: &mut Vec<(String, usize)>,
+) -> Result<HashMap<String, String>> {
+    let mut copies = HashMap::new();
+    let redrive_options = dlq::Options {
+        settle: options.settle,
+        ..dlq::Options::default()
+    };
+    for round in 1..=options.redrives {
+        let done = dlq::redrive(clients, outputs, policy, &redrive_options).await?;
+        println!(
+            "
+redrive {round}"
+        );
+        print!("{}", done.report());
+        copies.extend(
+            done.copies
+                .iter()
+                .map(|c| (c.delivered_as.clone(), c.record_id.clone())),
+        );
+        let left = dlq::list(&clients.sqs, &outputs.dlq_url).await?.len();
+        println!("DLQ after redrive {round}: {left} letters");
+        counts.push((format!("after redrive {round}"), left));
+    }
+    Ok(copies)
 }
 
 /// `e2e --outputs FILE`: the scenario against whatever stack the outputs describe.
@@ -126,7 +258,42 @@ pub async fn run_outputs(path: &Path, options: &Options) -> Result<()> {
     if outputs.region.is_none() {
         outputs.region = crate::aws::deployed::region_from_arn(&outputs.event_bus_arn);
     }
-    run_scenario(&outputs, options, None).await
+    run_scenario(&outputs, options, None).await?.check(options)
+}
+
+/// One scenario run: what it published, and where each event ended.
+struct Run {
+    id: String,
+    published: Vec<Published>,
+    /// Audit entries from this time on are the run's.
+    since: chrono::DateTime<Utc>,
+    /// The event times of the run's events lie in here.
+    window: (chrono::DateTime<Utc>, chrono::DateTime<Utc>),
+    report: scenario::Report,
+}
+
+impl Run {
+    /// Fails if an event was lost, stored twice or ended otherwise than expected.
+    fn check(&self, options: &Options) -> Result<()> {
+        let report = &self.report;
+        if options.double_deliveries > 0 && report.redeliveries_absorbed < options.double_deliveries
+        {
+            bail!(
+                "{} events were delivered twice but only {} second deliveries were recorded as DUPLICATE",
+                options.double_deliveries,
+                report.redeliveries_absorbed
+            );
+        }
+        if !report.ok() {
+            bail!(
+                "e2e failed: {} lost, {} stored twice, {} unexpected outcomes",
+                report.lost,
+                report.stored_twice,
+                report.unexpected.len()
+            );
+        }
+        Ok(())
+    }
 }
 
 /// `runner`: the in-process runner of a local stack, whose queue is drained before the tables
@@ -135,7 +302,7 @@ async fn run_scenario(
     outputs: &Outputs,
     options: &Options,
     runner: Option<&RunnerStats>,
-) -> Result<()> {
+) -> Result<Run> {
     if options.double_deliveries > 0 && outputs.delivery_queue_url.is_none() {
         bail!(
             "double delivery needs a direct path to the processor, which only the local stack \
@@ -214,22 +381,13 @@ async fn run_scenario(
             );
         }
     }
-    if options.double_deliveries > 0 && report.redeliveries_absorbed < options.double_deliveries {
-        bail!(
-            "{} events were delivered twice but only {} second deliveries were recorded as DUPLICATE",
-            options.double_deliveries,
-            report.redeliveries_absorbed
-        );
-    }
-    if !report.ok() {
-        bail!(
-            "e2e failed: {} lost, {} stored twice, {} unexpected outcomes",
-            report.lost,
-            report.stored_twice,
-            report.unexpected.len()
-        );
-    }
-    Ok(())
+    Ok(Run {
+        id: run_id,
+        published,
+        since,
+        window,
+        report,
+    })
 }
 
 /// Hands the same event to the processor twice, as EventBridge and Lambda may. On the local

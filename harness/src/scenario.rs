@@ -188,6 +188,9 @@ pub struct Report {
     pub stored_twice: usize,
     /// DUPLICATE audits of events that were stored: second deliveries the processor absorbed.
     pub redeliveries_absorbed: usize,
+    /// Stored events whose record has no PROCESSED entry (yet): its write failed and the event
+    /// is in the DLQ, until a redrive's copy writes it.
+    pub missing_processed: usize,
     /// Events whose fate differs from what the scenario expected (e.g. stored but expected rejected).
     pub unexpected: Vec<String>,
     /// put → stored, in milliseconds: p50, p90, p99, max.
@@ -207,6 +210,7 @@ impl Report {
             ("stored", self.stored),
             ("duplicates (re-published)", self.duplicates),
             ("redeliveries absorbed", self.redeliveries_absorbed),
+            ("records without PROCESSED", self.missing_processed),
             ("rejected (with reason)", self.rejected),
             ("failed -> DLQ", self.dead_lettered),
             ("unrouted (no rule matches)", self.unrouted),
@@ -240,6 +244,9 @@ struct Observed {
     /// event_id → (count, received_at) of market-data records.
     records: HashMap<String, (usize, Option<DateTime<Utc>>)>,
     dedupe_keys: HashMap<String, usize>,
+    /// Events whose delivery wrote the record of another copy of the same trade (the copy that
+    /// had claimed its guard and failed): id -> the record's event id.
+    absorbed: HashMap<String, String>,
     /// event_id → statuses of its audit entries.
     audits: HashMap<String, Vec<String>>,
     dead_lettered: HashSet<String>,
@@ -253,6 +260,26 @@ pub async fn account(
     since: DateTime<Utc>,
     window: (DateTime<Utc>, DateTime<Utc>),
     timeout: Duration,
+    progress: impl Fn(usize, usize),
+) -> Result<Report> {
+    let none = HashMap::new();
+    account_with(
+        clients, outputs, published, since, window, timeout, &none, progress,
+    )
+    .await
+}
+
+/// [`account`], knowing that the events in `copies` (copy id -> original id) were published
+/// again by a redrive: a record one of them wrote counts for its original.
+#[allow(clippy::too_many_arguments)]
+pub async fn account_with(
+    clients: &Clients,
+    outputs: &Outputs,
+    published: &[Published],
+    since: DateTime<Utc>,
+    window: (DateTime<Utc>, DateTime<Utc>),
+    timeout: Duration,
+    copies: &HashMap<String, String>,
     progress: impl Fn(usize, usize),
 ) -> Result<Report> {
     let started = Instant::now();
@@ -269,7 +296,7 @@ pub async fn account(
     let mut delay = Duration::from_millis(500);
     let mut seen_dlq = HashSet::new();
     loop {
-        let mut observed = observe(clients, outputs, &symbols, since, window).await?;
+        let mut observed = observe(clients, outputs, &symbols, since, window, copies).await?;
         seen_dlq.extend(observed.dead_lettered.drain());
         observed.dead_lettered = seen_dlq.clone();
         let settled = routed
@@ -296,6 +323,10 @@ enum Fate {
 fn fate(observed: &Observed, id: &str) -> Option<Fate> {
     if observed.records.contains_key(id) {
         return Some(Fate::Stored);
+    }
+    // One record for the two copies, under the other's key: this one counts as its duplicate.
+    if observed.absorbed.contains_key(id) {
+        return Some(Fate::Duplicate);
     }
     if observed.dead_lettered.contains(id) {
         return Some(Fate::DeadLettered);
@@ -348,6 +379,13 @@ fn summarize(published: &[Published], observed: &Observed, elapsed: Duration) ->
                     .get(&p.id)
                     .map_or(0, |s| s.iter().filter(|s| *s == "DUPLICATE").count());
                 report.redeliveries_absorbed += duplicates;
+                let processed = observed
+                    .audits
+                    .get(&p.id)
+                    .is_some_and(|s| s.iter().any(|s| s == "PROCESSED"));
+                if !processed {
+                    report.missing_processed += 1;
+                }
             }
             Some(Fate::Duplicate) => report.duplicates += 1,
             Some(Fate::Rejected) => report.rejected += 1,
@@ -412,6 +450,7 @@ async fn observe(
     symbols: &[String],
     since: DateTime<Utc>,
     window: (DateTime<Utc>, DateTime<Utc>),
+    copies: &HashMap<String, String>,
 ) -> Result<Observed> {
     let mut observed = Observed::default();
     let from = processor::event::format_timestamp(window.0);
@@ -441,6 +480,12 @@ async fn observe(
             let received_at = text(&item, names::RECEIVED_AT)
                 .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
                 .map(|t| t.with_timezone(&Utc));
+            if let Some(delivery) = text(&item, names::DELIVERED_AS) {
+                let event = copies.get(&delivery).cloned().unwrap_or(delivery);
+                if event != id {
+                    observed.absorbed.insert(event, id.clone());
+                }
+            }
             let entry = observed.records.entry(id).or_insert((0, received_at));
             entry.0 += 1;
             if let Some(key) = text(&item, names::DEDUPE_KEY) {
@@ -502,7 +547,8 @@ pub async fn peek_dlq(clients: &Clients, dlq_url: &str) -> Result<Vec<DeadLetter
         .await?
         .into_iter()
         .map(|letter| DeadLetter {
-            event_id: letter.event.as_ref().ok().and_then(|e| e.id.clone()),
+            // A copy that failed again counts for the event it copies.
+            event_id: letter.record_id().map(String::from),
             error: letter.error,
         })
         .collect())

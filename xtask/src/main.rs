@@ -86,6 +86,14 @@ enum Command {
         /// With --local: deliver this share (0-1) of events to the processor twice.
         #[arg(long, default_value_t = 0.0, value_parser = share)]
         redeliver_rate: f64,
+        /// With --local: after the run, turn the faults off and redrive the DLQ this many
+        /// times, printing its count after the run and after each redrive; every event must
+        /// then be stored once, a duplicate, or rejected with its reason.
+        #[arg(long, default_value_t = 0)]
+        redrive: usize,
+        /// With --redrive: seconds each redrive waits for the outcome of its copies.
+        #[arg(long, default_value_t = dlq::redrive::DEFAULT_SETTLE_SECONDS)]
+        settle_seconds: u64,
         /// Seconds to wait for every event to be accounted for.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
@@ -285,6 +293,8 @@ fn run(cli: Cli) -> Result<()> {
             rate,
             faults,
             redeliver_rate,
+            redrive,
+            settle_seconds,
         } => {
             let target = match (local, outputs, stack) {
                 (true, _, stack) => e2e::Target::Local(stack.unwrap_or_else(|| "dev".into())),
@@ -299,6 +309,8 @@ fn run(cli: Cli) -> Result<()> {
                 events,
                 faults,
                 redeliver_rate,
+                redrives: redrive,
+                settle: Duration::from_secs(settle_seconds),
                 rate: Some(rate),
                 double_deliveries,
                 timeout: Duration::from_secs(timeout),
