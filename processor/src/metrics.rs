@@ -117,7 +117,10 @@ mod tests {
             names::METRIC_FAILED,
             names::METRIC_PROCESSING_LATENCY,
         ] {
-            assert!(declared.contains(&name), "{name} not declared: {declared:?}");
+            assert!(
+                declared.contains(&name),
+                "{name} not declared: {declared:?}"
+            );
             assert!(doc.get(name).is_some(), "{name} has no value");
         }
         assert_eq!(doc[names::METRIC_DIMENSION], "dev");
