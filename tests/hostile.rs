@@ -19,10 +19,12 @@ fn trade(price: &str, volume: &str) -> String {
     format!(r#"{{"exchange":"NASDAQ","symbol":"AAPL","price":{price},"volume":{volume}}}"#)
 }
 
+/// A trade stamped `offset` from now, to the millisecond: whole seconds would put "now + 301 s"
+/// anywhere from 300 to 301 s ahead of the processing clock.
 fn at(offset: Duration) -> String {
     format!(
         r#"{{"exchange":"NASDAQ","symbol":"AAPL","price":1,"volume":1,"timestamp":"{}"}}"#,
-        (Utc::now() + offset).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        (Utc::now() + offset).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     )
 }
 
