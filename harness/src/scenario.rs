@@ -185,6 +185,9 @@ pub struct Report {
     pub dead_lettered: usize,
     pub unrouted: usize,
     pub lost: usize,
+    /// The first lost events, each with what the stack holds of it, to tell a slow tail from a
+    /// real loss.
+    pub lost_examples: Vec<String>,
     pub stored_twice: usize,
     /// DUPLICATE audits of events that were stored: second deliveries the processor absorbed.
     pub redeliveries_absorbed: usize,
@@ -231,6 +234,9 @@ impl Report {
             "  accounted in                 {:.1} s\n",
             self.elapsed.as_secs_f64()
         ));
+        for line in &self.lost_examples {
+            text.push_str(&format!("  lost: {line}\n"));
+        }
         for line in self.unexpected.iter().take(10) {
             text.push_str(&format!("  ! {line}\n"));
         }
@@ -390,7 +396,20 @@ fn summarize(published: &[Published], observed: &Observed, elapsed: Duration) ->
             Some(Fate::Duplicate) => report.duplicates += 1,
             Some(Fate::Rejected) => report.rejected += 1,
             Some(Fate::DeadLettered) => report.dead_lettered += 1,
-            None => report.lost += 1,
+            None => {
+                report.lost += 1;
+                if report.lost_examples.len() < 10 {
+                    let audits = observed.audits.get(&p.id).cloned().unwrap_or_default();
+                    report.lost_examples.push(format!(
+                        "{} (expected {:?}{}): audit statuses {audits:?}, no record, no letter",
+                        p.id,
+                        p.expect,
+                        p.group
+                            .map(|g| format!(", trade group {g}"))
+                            .unwrap_or_default()
+                    ));
+                }
+            }
         }
         if let Some(group) = p.group {
             groups.entry(group).or_default().push((p.id.as_str(), fate));
