@@ -37,6 +37,7 @@ fuzz_target!(|data: &[u8]| {
                     request_id: "fuzz",
                     environment: "fuzz",
                     processing_ms: 0.0,
+                    retention_days: 30,
                 },
             );
         }
