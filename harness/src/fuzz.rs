@@ -79,15 +79,23 @@ pub fn run(root: &Path, seconds: u64) -> Result<()> {
         let runs = log
             .lines()
             .rev()
-            .find_map(|l| l.strip_prefix("Done ").and_then(|r| r.split(' ').next()))
-            .unwrap_or("?");
+            .find_map(|l| l.strip_prefix("Done ").and_then(|r| r.split(' ').next()));
         if !output.status.success() {
             let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            bail!(
-                "fuzz target {name} failed after {runs} runs; crash input under fuzz/artifacts/{name}/:\n{}",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
+            let tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
+            // libFuzzer prints "Done N runs" when it ran; without it the target never started
+            // (most often it did not build), and there is no crash input to look for.
+            match runs {
+                Some(runs) => bail!(
+                    "fuzz target {name} failed after {runs} runs; crash input under \
+                     fuzz/artifacts/{name}/:\n{tail}"
+                ),
+                None => {
+                    bail!("fuzz target {name} did not run (it failed to build or start):\n{tail}")
+                }
+            }
         }
+        let runs = runs.unwrap_or("?");
         println!("fuzz {name}: {runs} executions in {seconds} s, no crash");
     }
     Ok(())
