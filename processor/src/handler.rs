@@ -198,11 +198,7 @@ impl Processor {
                     for (result, status) in
                         [(backfill, Status::Processed), (audit, Status::Duplicate)]
                     {
-                        result.map_err(|source| ProcessError::Audit {
-                            event_id: event.record_id.clone(),
-                            status: status.as_str(),
-                            source,
-                        })?;
+                        result.map_err(audit_failed(Some(&event.record_id), status))?;
                     }
                     (Status::Duplicate, stored.reason)
                 }
@@ -314,11 +310,7 @@ impl Processor {
         self.store
             .write_audit(audit)
             .await
-            .map_err(|source| ProcessError::Audit {
-                event_id: event_id.unwrap_or_default().to_string(),
-                status: status.as_str(),
-                source,
-            })
+            .map_err(audit_failed(event_id, status))
     }
 
     /// Logs and meters an outcome.
@@ -349,6 +341,16 @@ impl Processor {
         );
         metrics::emit(&self.settings.environment, status, processing_ms);
         outcome
+    }
+}
+
+/// The invocation's error when the `status` entry of `event_id` could not be written.
+fn audit_failed(event_id: Option<&str>, status: Status) -> impl FnOnce(StoreError) -> ProcessError {
+    let event_id = event_id.unwrap_or_default().to_string();
+    move |source| ProcessError::Audit {
+        event_id,
+        status: status.as_str(),
+        source,
     }
 }
 
