@@ -16,6 +16,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// fresh suffix (the tests share one moto server); `outputs` is the outputs JSON describing them.
 struct MotoStack {
     config: aws_config::SdkConfig,
+    model: infra::model::Model,
     outputs: serde_json::Value,
     delivery_url: String,
 }
@@ -49,6 +50,7 @@ impl MotoStack {
         }
         MotoStack {
             config,
+            model,
             outputs,
             delivery_url,
         }
@@ -327,4 +329,98 @@ fn stack_commands_read_the_outputs_through_pulumi() {
     );
     let delivered = rt.block_on(stack.drain(&stack.delivery_url));
     assert_eq!(delivered.len(), 1, "{delivered:#?}");
+}
+
+/// `query --stack S` reads the deployed stack's tables (outputs through pulumi) over the bucket
+/// count of stacks/S.yaml, and merges the buckets newest first.
+#[test]
+fn query_reads_every_bucket_of_a_deployed_stack_newest_first() {
+    let rt = runtime();
+    let stack = rt.block_on(MotoStack::create());
+    let scratch = Scratch::new("query");
+    scratch.fake_outputs(&stack.outputs.to_string());
+    let buckets = stack.model.table_settings.index_buckets;
+    assert!(buckets > 1, "the dev stack spreads its index keys");
+    let now = chrono::Utc::now();
+    let at = |n: i64| processor::event::format_timestamp(now - chrono::Duration::seconds(n));
+    let used = rt.block_on(async {
+        let env: std::collections::HashMap<String, String> =
+            stack.model.function.env.clone().into_iter().collect();
+        let settings = names::Settings::from_map(&env).expect("the model's environment");
+        let processor = processor::Processor::new(
+            settings,
+            processor::aws::dynamodb_client(&stack.config),
+        );
+        let mut used = std::collections::BTreeSet::new();
+        for n in 0..12_i64 {
+            let (symbol, exchange) = if n % 3 == 2 { ("OTHER", "LSE") } else { ("QRY", "NASDAQ") };
+            let detail = format!(
+                r#"{{"exchange":"{exchange}","symbol":"{symbol}","price":"10.{n:02}","volume":{},"timestamp":"{}"}}"#,
+                n + 1,
+                at(n)
+            );
+            let id = format!("ev-query-{n:02}");
+            let outcome = processor
+                .process(
+                    &tests::tables::envelope(&id, "Trade Execution", &detail),
+                    &format!("req-{n}"),
+                )
+                .await
+                .expect("processed");
+            assert_eq!(outcome.status, "PROCESSED", "{}", outcome.reason);
+            if symbol == "QRY" {
+                used.insert(names::bucket_of(&id, buckets));
+            }
+        }
+        used
+    });
+    assert!(
+        used.len() > 1,
+        "the records lie in several buckets: {used:?}"
+    );
+
+    let timestamps = |output: &std::process::Output, symbol: &str| -> Vec<String> {
+        text(&output.stdout)
+            .lines()
+            .filter(|line| line.contains(symbol))
+            .filter_map(|line| line.split_whitespace().next().map(String::from))
+            .collect()
+    };
+    let newest = scratch
+        .xtask(&["query", "--stack", "dev", "--symbol", "QRY", "--limit", "5"])
+        .output()
+        .expect("run xtask");
+    assert!(newest.status.success(), "{}", describe(&newest));
+    assert_eq!(
+        timestamps(&newest, "QRY"),
+        [0, 1, 3, 4, 6].map(at),
+        "{}",
+        describe(&newest)
+    );
+    let by_exchange = scratch
+        .xtask(&["query", "--stack", "dev", "--exchange", "LSE"])
+        .output()
+        .expect("run xtask");
+    assert!(by_exchange.status.success(), "{}", describe(&by_exchange));
+    assert_eq!(
+        timestamps(&by_exchange, "OTHER"),
+        [2, 5, 8, 11].map(at),
+        "{}",
+        describe(&by_exchange)
+    );
+    assert_eq!(
+        scratch.argv(),
+        [
+            "pulumi whoami",
+            "pulumi stack output --json --stack dev",
+            "pulumi whoami",
+            "pulumi stack output --json --stack dev"
+        ]
+    );
+
+    let neither = scratch
+        .xtask(&["query", "--stack", "dev"])
+        .output()
+        .expect("run xtask");
+    assert_eq!(neither.status.code(), Some(2), "{}", describe(&neither));
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use harness::faults::{FaultProxy, Writes};
 use processor::Processor;
-use tests::tables::{Tables, envelope, n, s, statuses};
+use tests::tables::{BUCKETS, Tables, envelope, n, s, statuses};
 
 const TRADE: &str = r#"{"exchange":"NASDAQ","symbol":"AAPL","price":150.25,"volume":100,"side":"buy","trade_id":"T-1"}"#;
 const QUOTE: &str = r#"{"exchange":"NYSE","symbol":"IBM","bid":"0.000000012345","ask":12345678901234567890.123,"bid_size":5}"#;
@@ -28,7 +28,7 @@ async fn valid_trade_and_quote_are_stored_and_found_through_both_indexes() {
     assert_eq!(quote.status, "PROCESSED", "{}", quote.reason);
 
     let by_symbol = tables
-        .query_index(names::SYMBOL_INDEX, names::SYMBOL, "AAPL")
+        .query_index(&names::SYMBOL_INDEX_SCHEMA, "AAPL")
         .await;
     assert_eq!(by_symbol.len(), 1);
     let t = &by_symbol[0];
@@ -40,12 +40,21 @@ async fn valid_trade_and_quote_are_stored_and_found_through_both_indexes() {
     assert_eq!(s(t, names::EVENT_TYPE), "trade");
     assert_eq!(s(t, names::DETAIL_TYPE), "Trade Execution");
     assert_eq!(s(t, names::REQUEST_ID), "req-1");
+    let bucket = names::bucket_of("e-trade", BUCKETS);
+    assert_eq!(
+        s(t, names::SYMBOL_BUCKET),
+        names::bucket_key("AAPL", bucket)
+    );
+    assert_eq!(
+        s(t, names::EXCHANGE_BUCKET),
+        names::bucket_key("NASDAQ", bucket)
+    );
     let expires_at: i64 = n(t, names::EXPIRES_AT).parse().unwrap();
     let event_time = chrono::DateTime::parse_from_rfc3339(&s(t, names::TIMESTAMP)).unwrap();
     assert_eq!(expires_at, event_time.timestamp() + 30 * 86_400);
 
     let by_exchange = tables
-        .query_index(names::EXCHANGE_INDEX, names::EXCHANGE, "NYSE")
+        .query_index(&names::EXCHANGE_INDEX_SCHEMA, "NYSE")
         .await;
     assert_eq!(by_exchange.len(), 1);
     let q = &by_exchange[0];
@@ -68,7 +77,54 @@ async fn valid_trade_and_quote_are_stored_and_found_through_both_indexes() {
         assert_eq!(s(audit, names::ENVIRONMENT), "test");
         assert!(s(audit, names::REQUEST_ID).starts_with("req-"));
         assert!(audit.contains_key("processing_ms"));
+        let bucket = names::bucket_of(&s(audit, names::AUDIT_ID), BUCKETS);
+        let event_type = s(audit, names::EVENT_TYPE);
+        assert_eq!(
+            s(audit, names::EVENT_TYPE_BUCKET),
+            names::bucket_key(&event_type, bucket)
+        );
     }
+}
+
+#[tokio::test]
+async fn a_busy_symbol_spreads_over_every_bucket_and_reads_back_in_time_order() {
+    let tables = Tables::create().await;
+    let p = tables.processor();
+    let now = chrono::Utc::now();
+    let mut expected = Vec::new();
+    for n in 0..24_i64 {
+        let at = processor::event::format_timestamp(now - chrono::Duration::seconds(n));
+        let detail = format!(
+            r#"{{"exchange":"NYSE","symbol":"HOT","bid":"10.{n:02}","ask":"10.99","timestamp":"{at}"}}"#
+        );
+        let id = format!("e-hot-{n:02}");
+        let outcome = p
+            .process(&envelope(&id, "Market Quote", &detail), &format!("req-{n}"))
+            .await
+            .unwrap();
+        assert_eq!(outcome.status, "PROCESSED", "{}", outcome.reason);
+        expected.push(id);
+    }
+    let records = tables.records().await;
+    let buckets: std::collections::BTreeSet<String> =
+        records.iter().map(|r| s(r, names::SYMBOL_BUCKET)).collect();
+    assert_eq!(buckets.len(), usize::from(BUCKETS), "{buckets:?}");
+
+    let newest_first: Vec<String> = tables
+        .query_index(&names::SYMBOL_INDEX_SCHEMA, "HOT")
+        .await
+        .iter()
+        .map(|r| s(r, names::EVENT_ID))
+        .collect();
+    assert_eq!(newest_first, expected);
+    // Guards and items of other symbols stay out; the exchange index holds the same records.
+    assert_eq!(
+        tables
+            .query_index(&names::EXCHANGE_INDEX_SCHEMA, "NYSE")
+            .await
+            .len(),
+        24
+    );
 }
 
 #[tokio::test]

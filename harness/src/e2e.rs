@@ -57,7 +57,11 @@ pub async fn run(root: &Path, target: &Target, options: &Options) -> Result<()> 
     }
     match target {
         Target::Local(stack) => run_local(root, stack, options).await,
-        Target::Outputs(path) => run_outputs(path, options).await,
+        Target::Outputs(path) => {
+            let outputs = read_outputs(path)?;
+            let model = crate::query::stack_model(root, None, &outputs)?;
+            run_outputs(path, options, model.table_settings.index_buckets).await
+        }
         Target::Deployed(stack) => {
             let source = crate::aws::deployed::Source::Stack(stack.clone());
             let (outputs, path) = crate::aws::deployed::load(root, &source).await?;
@@ -67,7 +71,8 @@ pub async fn run(root: &Path, target: &Target, options: &Options) -> Result<()> 
                      deliveries: pass --double-deliveries 0"
                 );
             }
-            run_outputs(&path, options).await
+            let model = crate::query::stack_model(root, Some(stack), &outputs)?;
+            run_outputs(&path, options, model.table_settings.index_buckets).await
         }
     }
 }
@@ -112,7 +117,8 @@ pub async fn run_local(root: &Path, stack: &str, options: &Options) -> Result<()
     let stats = runner.stats.clone();
     let (stop, stopped) = watch::channel(false);
     let runner_task = tokio::spawn(runner.run(stopped));
-    let result = run_scenario(&local.outputs, options, Some(&stats)).await;
+    let buckets = local.model.table_settings.index_buckets;
+    let result = run_scenario(&local.outputs, options, Some(&stats), buckets).await;
     let _ = stop.send(true);
     runner_task.await.context("runner task")??;
     print_runner(&stats);
@@ -175,6 +181,7 @@ DLQ after the run: {} letters; faults off",
     let report = scenario::account_with(
         &clients,
         outputs,
+        local.model.table_settings.index_buckets,
         &run.published,
         run.since,
         run.window,
@@ -252,13 +259,21 @@ redrive {round}"
     Ok(copies)
 }
 
-/// `e2e --outputs FILE`: the scenario against whatever stack the outputs describe.
-pub async fn run_outputs(path: &Path, options: &Options) -> Result<()> {
+/// `e2e --outputs FILE`: the scenario against whatever stack the outputs describe, whose
+/// indexes have `buckets` buckets.
+pub async fn run_outputs(path: &Path, options: &Options, buckets: u16) -> Result<()> {
+    let outputs = read_outputs(path)?;
+    run_scenario(&outputs, options, None, buckets)
+        .await?
+        .check(options)
+}
+
+fn read_outputs(path: &Path) -> Result<Outputs> {
     let mut outputs = Outputs::read(path)?;
     if outputs.region.is_none() {
         outputs.region = crate::aws::deployed::region_from_arn(&outputs.event_bus_arn);
     }
-    run_scenario(&outputs, options, None).await?.check(options)
+    Ok(outputs)
 }
 
 /// One scenario run: what it published, and where each event ended.
@@ -302,6 +317,7 @@ async fn run_scenario(
     outputs: &Outputs,
     options: &Options,
     runner: Option<&RunnerStats>,
+    buckets: u16,
 ) -> Result<Run> {
     if options.double_deliveries > 0 && outputs.delivery_queue_url.is_none() {
         bail!(
@@ -359,6 +375,7 @@ async fn run_scenario(
     let report = scenario::account(
         &clients,
         outputs,
+        buckets,
         &published,
         since,
         window,

@@ -2,7 +2,8 @@
 //!
 //! - Talking to AWS: [`aws`] (SDK configuration, error text, credentials, deployed outputs),
 //!   [`publish`] (feed files onto a bus), [`dlq`] (dead letters, redrive), [`scenario`] and
-//!   [`e2e`] (publish a session and account for every event).
+//!   [`e2e`] (publish a session and account for every event), [`query`] (the bucketed indexes,
+//!   read over every bucket and merged).
 //! - Standing in for it: [`moto`] (the emulator), [`local`] (provisioning from the model, the
 //!   runner that plays Lambda's event source), [`faults`] (a fault proxy), [`runtime_api`] (the
 //!   Lambda Runtime API), [`http`] (the loopback server under both), [`offline`] (a processor
@@ -21,9 +22,11 @@ pub mod local;
 pub mod moto;
 pub mod offline;
 pub mod publish;
+pub mod query;
 pub mod runtime_api;
 pub mod scenario;
 pub mod session;
 pub mod ship;
+pub mod stream;
 
 pub use infra::workspace_root;

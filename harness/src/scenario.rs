@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 
 use crate::aws::sdk_error;
+use crate::query::IndexQuery;
 use crate::session::{Expect, SampleEvent};
 use infra::outputs::Outputs;
 
@@ -258,10 +259,13 @@ struct Observed {
     dead_lettered: HashSet<String>,
 }
 
-/// Polls the stack until every routed event is accounted for or `timeout` passes.
+/// Polls the stack until every routed event is accounted for or `timeout` passes. The indexes
+/// are read over `buckets`, the stack's `index_buckets`.
+#[allow(clippy::too_many_arguments)]
 pub async fn account(
     clients: &Clients,
     outputs: &Outputs,
+    buckets: u16,
     published: &[Published],
     since: DateTime<Utc>,
     window: (DateTime<Utc>, DateTime<Utc>),
@@ -270,7 +274,7 @@ pub async fn account(
 ) -> Result<Report> {
     let none = HashMap::new();
     account_with(
-        clients, outputs, published, since, window, timeout, &none, progress,
+        clients, outputs, buckets, published, since, window, timeout, &none, progress,
     )
     .await
 }
@@ -281,6 +285,7 @@ pub async fn account(
 pub async fn account_with(
     clients: &Clients,
     outputs: &Outputs,
+    buckets: u16,
     published: &[Published],
     since: DateTime<Utc>,
     window: (DateTime<Utc>, DateTime<Utc>),
@@ -302,7 +307,8 @@ pub async fn account_with(
     let mut delay = Duration::from_millis(500);
     let mut seen_dlq = HashSet::new();
     loop {
-        let mut observed = observe(clients, outputs, &symbols, since, window, copies).await?;
+        let mut observed =
+            observe(clients, outputs, buckets, &symbols, since, window, copies).await?;
         seen_dlq.extend(observed.dead_lettered.drain());
         observed.dead_lettered = seen_dlq.clone();
         let settled = routed
@@ -466,6 +472,7 @@ fn summarize(published: &[Published], observed: &Observed, elapsed: Duration) ->
 async fn observe(
     clients: &Clients,
     outputs: &Outputs,
+    buckets: u16,
     symbols: &[String],
     since: DateTime<Utc>,
     window: (DateTime<Utc>, DateTime<Utc>),
@@ -475,24 +482,18 @@ async fn observe(
     let from = processor::event::format_timestamp(window.0);
     let to = processor::event::format_timestamp(window.1);
     for symbol in symbols {
-        let mut pages = clients
-            .dynamodb
-            .query()
-            .table_name(&outputs.market_data_table_name)
-            .index_name(names::SYMBOL_INDEX)
-            .key_condition_expression("#s = :s AND #t BETWEEN :from AND :to")
-            .expression_attribute_names("#s", names::SYMBOL)
-            .expression_attribute_names("#t", names::TIMESTAMP)
-            .expression_attribute_values(":s", AttributeValue::S(symbol.clone()))
-            .expression_attribute_values(":from", AttributeValue::S(from.clone()))
-            .expression_attribute_values(":to", AttributeValue::S(to.clone()))
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| sdk_error("Query", e)).with_context(|| {
-                format!("querying {} by symbol", outputs.market_data_table_name)
-            })?;
+        let items = IndexQuery::new(
+            &outputs.market_data_table_name,
+            &names::SYMBOL_INDEX_SCHEMA,
+            symbol,
+            buckets,
+        )
+        .since(from.clone())
+        .until(to.clone())
+        .run(&clients.dynamodb)
+        .await
+        .with_context(|| format!("querying {} by symbol", outputs.market_data_table_name))?;
+        for item in items {
             let Some(id) = text(&item, names::EVENT_ID) else {
                 continue;
             };
@@ -514,23 +515,17 @@ async fn observe(
     }
     let since = processor::event::format_timestamp(since);
     for event_type in ["trade", "quote", processor::item::UNKNOWN_EVENT_TYPE] {
-        let mut pages = clients
-            .dynamodb
-            .query()
-            .table_name(&outputs.audit_trail_table_name)
-            .index_name(names::EVENT_TYPE_INDEX)
-            .key_condition_expression("#e = :e AND #t >= :since")
-            .expression_attribute_names("#e", names::EVENT_TYPE)
-            .expression_attribute_names("#t", names::TIMESTAMP)
-            .expression_attribute_values(":e", AttributeValue::S(event_type.into()))
-            .expression_attribute_values(":since", AttributeValue::S(since.clone()))
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| sdk_error("Query", e)).with_context(|| {
-                format!("querying {} by event type", outputs.audit_trail_table_name)
-            })?;
+        let items = IndexQuery::new(
+            &outputs.audit_trail_table_name,
+            &names::EVENT_TYPE_INDEX_SCHEMA,
+            event_type,
+            buckets,
+        )
+        .since(since.clone())
+        .run(&clients.dynamodb)
+        .await
+        .with_context(|| format!("querying {} by event type", outputs.audit_trail_table_name))?;
+        for item in items {
             if let (Some(id), Some(status)) =
                 (text(&item, names::EVENT_ID), text(&item, names::STATUS))
             {

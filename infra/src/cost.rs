@@ -555,16 +555,17 @@ mod tests {
         let config = stack("prod");
         let model = Model::from_stack(&config);
         let e = estimate(&config, &model, &traffic(1));
-        // 18 alarms; the rejected share reads 4 metrics and market-data's two DynamoDB alarms 2
-        // each: 18 - 3 + 4 + 2 + 2 = 23 alarm metrics at $0.10 (prod's period is 60 s).
-        assert_eq!(model.alarms.len(), 18);
+        // 19 alarms (the stream's iterator age among them); the rejected share reads 4 metrics
+        // and market-data's two DynamoDB alarms 2 each: 19 - 3 + 4 + 2 + 2 = 24 alarm metrics
+        // at $0.10 (prod's period is 60 s).
+        assert_eq!(model.alarms.len(), 19);
         let metrics: usize = model.alarms.iter().map(|a| a.metric_count()).sum();
-        assert_eq!(metrics, 23);
-        assert!((cost_of(&e, "CloudWatch alarms") - 2.3).abs() < 1e-9);
+        assert_eq!(metrics, 24);
+        assert!((cost_of(&e, "CloudWatch alarms") - 2.4).abs() < 1e-9);
         let mut fast = config.clone();
         fast.alarms.period_seconds = 30;
         let e = estimate(&fast, &Model::from_stack(&fast), &traffic(1));
-        assert!((cost_of(&e, "CloudWatch alarms") - 23.0 * 0.30).abs() < 1e-9);
+        assert!((cost_of(&e, "CloudWatch alarms") - 24.0 * 0.30).abs() < 1e-9);
     }
 
     #[test]

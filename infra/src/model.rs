@@ -5,13 +5,14 @@
 //! indexes, event patterns, the Lambda environment — is decided here and nowhere else.
 
 mod alarms;
+pub mod indexes;
 
 use std::collections::BTreeMap;
 
 use serde_json::json;
 
 use crate::stack::principal::Principal;
-use crate::stack::{BillingMode, StackConfig};
+use crate::stack::{BillingMode, EventClass, StackConfig, StreamMode};
 
 pub use alarms::{AlarmKind, AlarmMetric, AlarmSpec, Breach, MetricSpec, MissingData};
 
@@ -29,13 +30,20 @@ const ROLE: &str = "market-processor-role";
 const ROLE_POLICY: &str = "market-processor-access";
 const DLQ: &str = "market-processor-dlq";
 const TOPIC: &str = "market-data-alarms";
+const STREAM: &str = "market-data-stream";
+/// The key Kinesis encrypts the stream with: the account's AWS managed key for Kinesis, which
+/// needs no key policy and no KMS permission on the producer's or the function's role.
+pub const STREAM_KMS_KEY: &str = "alias/aws/kinesis";
+/// Where a new mapping starts reading: the oldest record, so that nothing a producer put on the
+/// stream before the mapping existed (during the first deploy, say) is skipped.
+pub const STARTING_POSITION: &str = "TRIM_HORIZON";
 const LOG_GROUP_PARENT: &str = "/aws/lambda/";
 /// CloudWatch's limit on an alarm name.
 const ALARM_NAME_LIMIT: usize = 255;
 
 /// Every physical name is `<prefix>-<suffix>`; AWS caps each whole name at the given length.
 /// The tightest entry, alarms included, decides how long a suffix may be.
-const NAME_LIMITS: [(&str, usize); 10] = [
+const NAME_LIMITS: [(&str, usize); 11] = [
     (names::MARKET_DATA_TABLE_PREFIX, 255),
     (names::AUDIT_TRAIL_TABLE_PREFIX, 255),
     (BUS, 256),
@@ -46,6 +54,7 @@ const NAME_LIMITS: [(&str, usize); 10] = [
     (ROLE_POLICY, 128),
     (DLQ, 80),
     (TOPIC, 256),
+    (STREAM, 128),
 ];
 
 /// The longest environment suffix every resource name can carry.
@@ -91,6 +100,42 @@ pub struct Model {
     /// Periods the silent-feed alarm evaluates; the others evaluate `alarm_evaluation_periods`.
     pub silent_feed_periods: u32,
     pub alarms: Vec<AlarmSpec>,
+    /// The stream path, when the stack has one.
+    pub kinesis: Option<KinesisSpec>,
+}
+
+/// The Kinesis stream and the event source mapping that reads it into the processor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KinesisSpec {
+    pub stream: StreamSpec,
+    pub mapping: MappingSpec,
+    /// The event classes the feed (and the tools) send through the stream.
+    pub publish: Vec<EventClass>,
+    /// What the mapping reads with the function's role, on the stream only.
+    pub stream_actions: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSpec {
+    pub name: String,
+    pub mode: StreamMode,
+    /// Set only with [`StreamMode::Provisioned`].
+    pub shard_count: Option<u32>,
+    pub retention_hours: u32,
+    pub kms_key: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingSpec {
+    pub batch_size: u32,
+    pub maximum_batching_window_seconds: u32,
+    pub parallelization_factor: u32,
+    pub bisect_batch_on_function_error: bool,
+    pub maximum_record_age_seconds: u32,
+    pub maximum_retry_attempts: u32,
+    pub starting_position: &'static str,
+    /// Always `ReportBatchItemFailures`: the processor answers with the records that failed.
+    pub function_response_types: Vec<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,6 +228,9 @@ pub struct TableSettings {
     pub capacity: Option<Capacity>,
     pub point_in_time_recovery: bool,
     pub deletion_protection: bool,
+    /// Buckets each index partition key is spread over; the processor's `INDEX_BUCKETS`, and
+    /// the buckets every query of the stack's indexes reads.
+    pub index_buckets: u16,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,7 +338,7 @@ impl Model {
         };
 
         let function_name = name(names::FUNCTION_BASE_NAME);
-        let env = BTreeMap::from([
+        let mut env = BTreeMap::from([
             (
                 names::ENV_MARKET_DATA_TABLE.to_string(),
                 market_data.name.clone(),
@@ -301,6 +349,10 @@ impl Model {
             ),
             (names::ENV_ENVIRONMENT.to_string(), suffix.to_string()),
             (names::ENV_TTL_DAYS.to_string(), db.ttl_days.to_string()),
+            (
+                names::ENV_INDEX_BUCKETS.to_string(),
+                db.index_buckets.to_string(),
+            ),
             (
                 names::ENV_MAX_EVENT_AGE_SECONDS.to_string(),
                 config.events.max_event_age_seconds.to_string(),
@@ -319,6 +371,46 @@ impl Model {
                 config.lambda.log_level.as_str().to_string(),
             ),
         ]);
+        let kinesis = config.kinesis.as_ref().map(|k| {
+            env.insert(
+                names::ENV_BATCH_CONCURRENCY.to_string(),
+                k.mapping.concurrent_keys.to_string(),
+            );
+            let m = &k.mapping;
+            let mut publish = k.publish.clone();
+            publish.sort_unstable();
+            publish.dedup();
+            KinesisSpec {
+                stream: StreamSpec {
+                    name: name(STREAM),
+                    mode: k.stream.capacity_mode,
+                    shard_count: match k.stream.capacity_mode {
+                        StreamMode::Provisioned => k.stream.shard_count,
+                        StreamMode::OnDemand => None,
+                    },
+                    retention_hours: k.stream.retention_hours,
+                    kms_key: STREAM_KMS_KEY,
+                },
+                mapping: MappingSpec {
+                    batch_size: m.batch_size,
+                    maximum_batching_window_seconds: m.maximum_batching_window_seconds,
+                    parallelization_factor: m.parallelization_factor,
+                    bisect_batch_on_function_error: m.bisect_batch_on_function_error,
+                    maximum_record_age_seconds: m.maximum_record_age_seconds,
+                    maximum_retry_attempts: m.maximum_retry_attempts,
+                    starting_position: STARTING_POSITION,
+                    function_response_types: vec!["ReportBatchItemFailures"],
+                },
+                publish,
+                stream_actions: vec![
+                    "kinesis:DescribeStream",
+                    "kinesis:DescribeStreamSummary",
+                    "kinesis:GetRecords",
+                    "kinesis:GetShardIterator",
+                    "kinesis:ListShards",
+                ],
+            }
+        });
         let dlq = QueueSpec {
             name: name(DLQ),
             retention_seconds: config.dlq.retention_seconds,
@@ -358,6 +450,9 @@ impl Model {
                 rules: &rules,
                 tables: &tables,
                 operations: role.table_operations(),
+                stream_record_age_seconds: kinesis
+                    .as_ref()
+                    .map(|k| k.mapping.maximum_record_age_seconds),
             },
         );
 
@@ -374,6 +469,7 @@ impl Model {
                 capacity,
                 point_in_time_recovery: db.point_in_time_recovery,
                 deletion_protection: db.deletion_protection,
+                index_buckets: db.index_buckets,
             },
             role,
             log_group: LogGroupSpec {
@@ -401,6 +497,7 @@ impl Model {
             alarm_evaluation_periods: alarms_config.evaluation_periods,
             silent_feed_periods: alarms_config.silent_feed_periods,
             alarms,
+            kinesis,
         }
     }
 }
@@ -594,6 +691,8 @@ mod tests {
                 config.events.max_future_skew_seconds
             );
             assert_eq!(settings.audit_retention_days, config.audit.retention_days);
+            assert_eq!(settings.index_buckets, config.dynamodb.index_buckets);
+            assert_eq!(model.table_settings.index_buckets, settings.index_buckets);
         }
     }
 
@@ -690,10 +789,32 @@ mod tests {
                 AlarmKind::TableSystemErrors(1),
                 AlarmKind::SilentFeed,
                 AlarmKind::RejectedShare,
+                AlarmKind::StreamIteratorAge,
             ]
         );
-        // Dev, without a topic, has the same alarms.
-        assert_eq!(dev.alarms.len(), prod.alarms.len());
+        // Dev, without a topic or a stream, has the same alarms but the stream's.
+        assert_eq!(dev.alarms.len() + 1, prod.alarms.len());
+        assert!(dev.kinesis.is_none());
+        let kinesis = prod.kinesis.expect("prod has the stream path");
+        assert_eq!(kinesis.publish, [crate::stack::EventClass::Quote]);
+        assert_eq!(kinesis.mapping.starting_position, "TRIM_HORIZON");
+        assert_eq!(
+            kinesis.mapping.function_response_types,
+            ["ReportBatchItemFailures"]
+        );
+        assert_eq!(kinesis.stream.shard_count, None);
+        let staging = Model::from_stack(&stack("staging"));
+        let stream = staging.kinesis.expect("staging has the stream path").stream;
+        assert_eq!(stream.shard_count, Some(2));
+        assert_eq!(
+            staging
+                .function
+                .env
+                .get(names::ENV_BATCH_CONCURRENCY)
+                .map(String::as_str),
+            Some("16")
+        );
+        assert!(!dev.function.env.contains_key(names::ENV_BATCH_CONCURRENCY));
     }
 
     #[test]
@@ -707,6 +828,7 @@ mod tests {
                     | AlarmKind::FunctionDuration
                     | AlarmKind::SilentFeed
                     | AlarmKind::RejectedShare
+                    | AlarmKind::StreamIteratorAge
             );
             assert_eq!(alarm.breach == Breach::Any, counter, "{}", alarm.key);
             let silent = alarm.kind == AlarmKind::SilentFeed;

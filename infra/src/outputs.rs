@@ -21,6 +21,11 @@ pub struct Outputs {
     pub log_group_name: String,
     pub trade_events_rule_arn: String,
     pub quote_events_rule_arn: String,
+    /// Stacks with the stream path only (`kinesis:` in the stack file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kinesis_stream_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kinesis_stream_arn: Option<String>,
     /// Local stack only: the emulator every SDK call goes to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_url: Option<String>,
@@ -48,6 +53,9 @@ pub const DEPLOYED_KEYS: [&str; 13] = [
     "trade_events_rule_arn",
     "quote_events_rule_arn",
 ];
+
+/// The outputs of a stack with the stream path, besides [`DEPLOYED_KEYS`].
+pub const STREAM_KEYS: [&str; 2] = ["kinesis_stream_name", "kinesis_stream_arn"];
 
 /// Where `cargo xtask local up` writes the local stack's outputs.
 pub fn local_path(root: &Path) -> PathBuf {

@@ -6,6 +6,7 @@
 
 mod bus;
 mod loss;
+mod stream;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,10 +27,11 @@ pub const TARGET_DLQ_DELIVERY: &str = "target-dlq-delivery";
 pub const PROVIDER_VERSION_PINNED: &str = "provider-version-pinned";
 pub const BUS_PUBLISHERS: &str = "bus-publishers";
 pub const LOSS_PATHS_ALARMED: &str = "loss-paths-alarmed";
+pub const STREAM_DELIVERY: &str = "stream-delivery";
 
 /// Every rule with what it demands, in the order they run; docs/infrastructure.md lists them.
 #[cfg(test)]
-pub const RULES: [(&str, &str); 11] = [
+pub const RULES: [(&str, &str); 12] = [
     (
         IAM_NO_WILDCARDS,
         "IAM and resource policies: no action containing `*`, no NotAction/NotResource/NotPrincipal, no `*` principal in an Allow (a Deny for everyone only narrows), no resource `*`; a resource may contain `*` only after the ARN of a resource of this program (e.g. its log streams); Lambda permissions name their source ARN",
@@ -72,7 +74,11 @@ pub const RULES: [(&str, &str); 11] = [
     ),
     (
         LOSS_PATHS_ALARMED,
-        "every loss path has an alarm: per function AsyncEventsDropped, DestinationDeliveryFailures, DeadLetterErrors; per rule with a target FailedInvocations, InvocationsFailedToBeSentToDlq; per queue ApproximateNumberOfMessagesVisible, ApproximateAgeOfOldestMessage; per table ThrottledRequests, SystemErrors; the processor's Processed (missing data breaching: a silent feed) and Rejected (a feed the processor no longer understands); a loss counter alarms on one breaching period. In production every alarm has an alarm action; elsewhere none is needed (nobody is on call for dev, and the state and its history still show in CloudWatch)",
+        "every loss path has an alarm: per function AsyncEventsDropped, DestinationDeliveryFailures, DeadLetterErrors; per rule with a target FailedInvocations, InvocationsFailedToBeSentToDlq; per queue ApproximateNumberOfMessagesVisible, ApproximateAgeOfOldestMessage; per table ThrottledRequests, SystemErrors; per function a stream mapping reads into, IteratorAge; the processor's Processed (missing data breaching: a silent feed) and Rejected (a feed the processor no longer understands); a loss counter alarms on one breaching period. In production every alarm has an alarm action; elsewhere none is needed (nobody is on call for dev, and the state and its history still show in CloudWatch)",
+    ),
+    (
+        STREAM_DELIVERY,
+        "every Kinesis stream has encryptionType KMS and a kmsKeyId; every event source mapping reading one has functionResponseTypes with ReportBatchItemFailures, an onFailure destinationArn naming a queue of this program, a positive maximumRecordAgeInSeconds, and startingPosition TRIM_HORIZON",
     ),
 ];
 
@@ -135,6 +141,7 @@ pub fn check(program: &Value, context: &Context) -> Vec<Violation> {
     checks.provider_version_pinned();
     checks.bus_publishers();
     checks.loss_paths_alarmed();
+    checks.stream_delivery();
     checks.violations
 }
 

@@ -72,15 +72,63 @@ pub const ASK_SIZE: &str = "ask_size";
 /// On an audit entry: the time the invocation spent on the event.
 pub const PROCESSING_MS: &str = "processing_ms";
 
-/// GSI on market-data: exchange + timestamp.
+/// GSI on market-data: exchange bucket + timestamp.
 pub const EXCHANGE_INDEX: &str = "ExchangeIndex";
-/// GSI on market-data: symbol + timestamp.
+/// GSI on market-data: symbol bucket + timestamp.
 pub const SYMBOL_INDEX: &str = "SymbolIndex";
-/// GSI on audit-trail: event_type + timestamp.
+/// GSI on audit-trail: event-type bucket + timestamp.
 pub const EVENT_TYPE_INDEX: &str = "EventTypeIndex";
 
+/// The partition keys of the indexes: the item's `exchange`, `symbol` or `event_type` with the
+/// item's bucket appended ([`bucket_key`]), e.g. `NYSE#07`. An index keyed on the plain value
+/// would put every item of a busy exchange on one partition, which takes at most 1 000 write
+/// units a second, and an index that falls behind throttles writes to its table
+/// (ARCHITECTURE.md, "Index keys").
+pub const EXCHANGE_BUCKET: &str = "exchange_bucket";
+pub const SYMBOL_BUCKET: &str = "symbol_bucket";
+pub const EVENT_TYPE_BUCKET: &str = "event_type_bucket";
+
+/// The most buckets an index key may be spread over. A query reads every bucket, so this bounds
+/// its fan-out; and every bucket number has two digits.
+pub const MAX_INDEX_BUCKETS: u16 = 100;
+
+/// The bucket, among `buckets`, of the item whose table key is `unique_key` (its `event_id` or
+/// `audit_id`): FNV-1a (64-bit) of the key's UTF-8 bytes, the high half folded onto the low
+/// half, modulo `buckets` (0 counts as 1). Keys unique per item spread a hot value's items
+/// evenly, and a rewrite of the same item lands in the same bucket.
+///
+/// Never change this function: every stored item's index key was computed with it, and a query
+/// finds an item only under the key this gives. Its values are pinned by a test.
+pub fn bucket_of(unique_key: &str, buckets: u16) -> u16 {
+    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = OFFSET_BASIS;
+    for byte in unique_key.as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(PRIME);
+    }
+    // The low bits of an FNV hash depend only on the low bits of the input bytes: modulo a
+    // power of two they would spread worse than the whole hash does.
+    let folded = hash ^ (hash >> 32);
+    let bucket = folded % u64::from(buckets.max(1));
+    u16::try_from(bucket).unwrap_or(0)
+}
+
+/// The index partition key of `value` in `bucket`: `NYSE#07`. The bucket number always has at
+/// least two digits and never contains the `#`, so two different (value, bucket) pairs never
+/// give the same key, even for a value that contains `#`. Never change it either.
+pub fn bucket_key(value: &str, bucket: u16) -> String {
+    format!("{value}#{bucket:02}")
+}
+
+/// Every index partition key of `value` under `buckets`: what a query reads to see all of its
+/// items.
+pub fn bucket_keys(value: &str, buckets: u16) -> impl Iterator<Item = String> + '_ {
+    (0..buckets.max(1)).map(move |bucket| bucket_key(value, bucket))
+}
+
 /// Guard items share the market-data table; their `event_id` starts with this and they carry no
-/// exchange or symbol, so they never appear in the indexes.
+/// exchange or symbol, hence no bucket attribute, so they never appear in the indexes.
 pub const DEDUPE_KEY_PREFIX: &str = "dedupe#";
 /// Sort key value of every guard item: the guard must not depend on the event time.
 pub const DEDUPE_SORT_KEY: &str = "-";
@@ -89,12 +137,18 @@ pub const ENV_MARKET_DATA_TABLE: &str = "MARKET_DATA_TABLE";
 pub const ENV_AUDIT_TRAIL_TABLE: &str = "AUDIT_TRAIL_TABLE";
 pub const ENV_ENVIRONMENT: &str = "ENVIRONMENT";
 pub const ENV_TTL_DAYS: &str = "TTL_DAYS";
+/// How many buckets the index keys of the items spread over; the stack's
+/// `dynamodb.index_buckets`.
+pub const ENV_INDEX_BUCKETS: &str = "INDEX_BUCKETS";
 pub const ENV_ACCEPTED_SOURCES: &str = "ACCEPTED_SOURCES";
 pub const ENV_LOG_LEVEL: &str = "LOG_LEVEL";
 pub const ENV_MAX_FUTURE_SKEW_SECONDS: &str = "MAX_FUTURE_SKEW_SECONDS";
 pub const ENV_MAX_EVENT_AGE_SECONDS: &str = "MAX_EVENT_AGE_SECONDS";
 /// Days every audit item is kept (its `expires_at`); the stack's `audit.retention_days`.
 pub const ENV_AUDIT_RETENTION_DAYS: &str = "AUDIT_RETENTION_DAYS";
+/// Partition keys of a Kinesis batch the processor works on at once; the stack's
+/// `kinesis.mapping.concurrent_keys`.
+pub const ENV_BATCH_CONCURRENCY: &str = "BATCH_CONCURRENCY";
 
 /// A redriven copy names the event it is a copy of with one envelope `resources` entry of this
 /// prefix followed by the original envelope id. PutEvents gives every copy a new id; the
@@ -143,8 +197,12 @@ pub fn suffixed(prefix: &str, suffix: &str) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexSchema {
     pub name: &'static str,
+    /// A bucketed attribute: [`bucket_key`] of `bucketed`'s value and the item's bucket.
     pub hash_key: &'static str,
     pub range_key: &'static str,
+    /// The plain attribute (`exchange`, ...) whose value the partition key carries; items keep
+    /// it too.
+    pub bucketed: &'static str,
 }
 
 /// Key schema of a table. Every key attribute is a string.
@@ -171,22 +229,32 @@ impl TableSchema {
     }
 }
 
+pub const EXCHANGE_INDEX_SCHEMA: IndexSchema = IndexSchema {
+    name: EXCHANGE_INDEX,
+    hash_key: EXCHANGE_BUCKET,
+    range_key: TIMESTAMP,
+    bucketed: EXCHANGE,
+};
+
+pub const SYMBOL_INDEX_SCHEMA: IndexSchema = IndexSchema {
+    name: SYMBOL_INDEX,
+    hash_key: SYMBOL_BUCKET,
+    range_key: TIMESTAMP,
+    bucketed: SYMBOL,
+};
+
+pub const EVENT_TYPE_INDEX_SCHEMA: IndexSchema = IndexSchema {
+    name: EVENT_TYPE_INDEX,
+    hash_key: EVENT_TYPE_BUCKET,
+    range_key: TIMESTAMP,
+    bucketed: EVENT_TYPE,
+};
+
 pub const MARKET_DATA_SCHEMA: TableSchema = TableSchema {
     prefix: MARKET_DATA_TABLE_PREFIX,
     hash_key: EVENT_ID,
     range_key: TIMESTAMP,
-    indexes: &[
-        IndexSchema {
-            name: EXCHANGE_INDEX,
-            hash_key: EXCHANGE,
-            range_key: TIMESTAMP,
-        },
-        IndexSchema {
-            name: SYMBOL_INDEX,
-            hash_key: SYMBOL,
-            range_key: TIMESTAMP,
-        },
-    ],
+    indexes: &[EXCHANGE_INDEX_SCHEMA, SYMBOL_INDEX_SCHEMA],
     ttl_attribute: EXPIRES_AT,
 };
 
@@ -194,10 +262,67 @@ pub const AUDIT_TRAIL_SCHEMA: TableSchema = TableSchema {
     prefix: AUDIT_TRAIL_TABLE_PREFIX,
     hash_key: AUDIT_ID,
     range_key: TIMESTAMP,
-    indexes: &[IndexSchema {
-        name: EVENT_TYPE_INDEX,
-        hash_key: EVENT_TYPE,
-        range_key: TIMESTAMP,
-    }],
+    indexes: &[EVENT_TYPE_INDEX_SCHEMA],
     ttl_attribute: EXPIRES_AT,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stored items were keyed with these values: if this test fails, queries no longer find
+    /// them.
+    #[test]
+    fn buckets_never_change() {
+        // FNV-1a's published vectors: "" 0xcbf29ce484222325, "a" 0xaf63dc4c8601ec8c,
+        // "foobar" 0x85944171f73967e8; folded, modulo 100.
+        assert_eq!(bucket_of("", 100), 45);
+        assert_eq!(bucket_of("a", 100), 24);
+        assert_eq!(bucket_of("foobar", 100), 97);
+        assert_eq!(bucket_of("e-trade", 16), 4);
+        assert_eq!(bucket_of("e-trade", 1), 0);
+        assert_eq!(bucket_of("e-trade", 0), 0);
+        let id = "0000002a-5b1c-4e7a-9c3d-8f14e45fceea";
+        assert_eq!((bucket_of(id, 16), bucket_of(id, 100)), (3, 43));
+        assert_eq!(bucket_key("NYSE", 7), "NYSE#07");
+        assert_eq!(bucket_key("NYSE", 42), "NYSE#42");
+        assert_eq!(
+            bucket_keys("AAPL", 3).collect::<Vec<_>>(),
+            ["AAPL#00", "AAPL#01", "AAPL#02"]
+        );
+        assert_eq!(bucket_keys("AAPL", 0).count(), 1);
+    }
+
+    #[test]
+    fn buckets_spread_unique_keys_evenly() {
+        for buckets in [2_u16, 3, 4, 16, 100] {
+            let mut counts = vec![0_u32; usize::from(buckets)];
+            for n in 0..100_000_u32 {
+                counts[usize::from(bucket_of(&format!("{n:08x}-5b1c"), buckets))] += 1;
+            }
+            let mean = 100_000 / u32::from(buckets);
+            for count in counts {
+                assert!(
+                    count.abs_diff(mean) * 10 < mean,
+                    "{buckets}: {count} vs {mean}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_indexes_are_keyed_on_buckets_of_the_plain_attributes() {
+        for index in MARKET_DATA_SCHEMA
+            .indexes
+            .iter()
+            .chain(AUDIT_TRAIL_SCHEMA.indexes)
+        {
+            assert_eq!(index.hash_key, format!("{}_bucket", index.bucketed));
+            assert_eq!(index.range_key, TIMESTAMP);
+        }
+        assert_eq!(
+            MARKET_DATA_SCHEMA.key_attributes(),
+            [EVENT_ID, EXCHANGE_BUCKET, SYMBOL_BUCKET, TIMESTAMP]
+        );
+    }
+}

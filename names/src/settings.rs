@@ -13,6 +13,8 @@ pub struct Settings {
     pub audit_trail_table: String,
     pub environment: String,
     pub ttl_days: u32,
+    /// How many buckets the index keys spread over (see [`names::bucket_of`]).
+    pub index_buckets: u16,
     pub accepted_sources: Vec<String>,
     pub log_level: String,
     /// How far in the future (relative to the processing clock) an event time may lie.
@@ -22,6 +24,8 @@ pub struct Settings {
     /// How long audit items are kept, in days: each one's `expires_at` is its write time plus
     /// this.
     pub audit_retention_days: u32,
+    /// Partition keys of one Kinesis batch handled at once; one key's records run in order.
+    pub batch_concurrency: u32,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -40,6 +44,10 @@ pub enum SettingsError {
 
 impl Settings {
     pub const DEFAULT_TTL_DAYS: u32 = 30;
+    /// Without the variable every item lands in bucket 0, which every query reads whatever
+    /// count it fans out over: nothing is hidden, though a hot key is on one partition again.
+    /// The model always sets the stack's count.
+    pub const DEFAULT_INDEX_BUCKETS: u16 = 1;
     pub const DEFAULT_MAX_FUTURE_SKEW_SECONDS: u32 = 300;
     pub const DEFAULT_MAX_EVENT_AGE_SECONDS: u32 = 7 * 24 * 3600;
     /// Without the variable the trail is kept as long as a regulated firm keeps trade records
@@ -48,6 +56,10 @@ impl Settings {
     pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 2557;
     /// The longest retention the processor accepts (100 years).
     pub const MAX_AUDIT_RETENTION_DAYS: u32 = 36_500;
+    /// Each key in flight holds one DynamoDB request at a time; the SDK's connection pool and
+    /// the function's memory bound how many are worth having.
+    pub const DEFAULT_BATCH_CONCURRENCY: u32 = 16;
+    pub const MAX_BATCH_CONCURRENCY: u32 = 64;
 
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, SettingsError> {
@@ -91,6 +103,13 @@ impl Settings {
             1..=3650,
             "a whole number of days from 1 to 3650",
         )?;
+        let index_buckets = bounded(
+            names::ENV_INDEX_BUCKETS,
+            u32::from(Self::DEFAULT_INDEX_BUCKETS),
+            1..=u32::from(names::MAX_INDEX_BUCKETS),
+            "a whole number of buckets from 1 to 100",
+        )?;
+        let index_buckets = u16::try_from(index_buckets).unwrap_or(Self::DEFAULT_INDEX_BUCKETS);
         let max_future_skew_seconds = bounded(
             names::ENV_MAX_FUTURE_SKEW_SECONDS,
             Self::DEFAULT_MAX_FUTURE_SKEW_SECONDS,
@@ -109,6 +128,13 @@ impl Settings {
             Self::DEFAULT_AUDIT_RETENTION_DAYS,
             1..=Self::MAX_AUDIT_RETENTION_DAYS,
             "a whole number of days from 1 to 36500",
+        )?;
+
+        let batch_concurrency = bounded(
+            names::ENV_BATCH_CONCURRENCY,
+            Self::DEFAULT_BATCH_CONCURRENCY,
+            1..=Self::MAX_BATCH_CONCURRENCY,
+            "a whole number from 1 to 64",
         )?;
 
         let accepted_sources = match vars.get(names::ENV_ACCEPTED_SOURCES) {
@@ -148,11 +174,13 @@ impl Settings {
             audit_trail_table,
             environment,
             ttl_days,
+            index_buckets,
             accepted_sources,
             log_level,
             max_future_skew_seconds,
             max_event_age_seconds,
             audit_retention_days,
+            batch_concurrency,
         })
     }
 }
@@ -182,6 +210,7 @@ mod tests {
         assert_eq!(s.log_level, "info");
         assert_eq!(s.environment, "dev");
         assert_eq!(s.audit_retention_days, 2557);
+        assert_eq!(s.index_buckets, 1);
     }
 
     #[test]
@@ -204,12 +233,27 @@ mod tests {
             ("MAX_FUTURE_SKEW_SECONDS", "-1"),
             ("AUDIT_RETENTION_DAYS", "0"),
             ("AUDIT_RETENTION_DAYS", "36501"),
+            ("INDEX_BUCKETS", "0"),
+            ("INDEX_BUCKETS", "101"),
+            ("INDEX_BUCKETS", "eight"),
         ] {
             let mut v = vars(&REQUIRED);
             v.insert(name.to_string(), value.to_string());
             let err = Settings::from_map(&v).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn the_bucket_count_is_read_and_a_bad_one_names_the_variable() {
+        let mut v = vars(&REQUIRED);
+        v.insert("INDEX_BUCKETS".into(), " 16 ".into());
+        assert_eq!(Settings::from_map(&v).unwrap().index_buckets, 16);
+        v.insert("INDEX_BUCKETS".into(), "101".into());
+        assert_eq!(
+            Settings::from_map(&v).unwrap_err().to_string(),
+            "environment variable INDEX_BUCKETS=\"101\" is invalid: a whole number of buckets from 1 to 100"
+        );
     }
 
     #[test]

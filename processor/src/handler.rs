@@ -3,6 +3,8 @@
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use aws_lambda_events::event::streams::KinesisEventResponse;
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
@@ -83,6 +85,7 @@ impl Processor {
             client,
             settings.market_data_table.clone(),
             settings.audit_trail_table.clone(),
+            settings.index_buckets,
         );
         Processor {
             settings,
@@ -154,20 +157,7 @@ impl Processor {
 
         let event = match event::decode(raw, &self.rules, received_at) {
             Ok(event) => event,
-            Err(rejection) => {
-                let reason = rejection.reason();
-                let audit = item::audit_for_rejection(&rejection, raw, &audit_ctx(elapsed_ms()));
-                self.audit(audit, rejection.envelope_id.as_deref(), Status::Rejected)
-                    .await?;
-                return Ok(self.finish(
-                    Status::Rejected,
-                    rejection.envelope_id,
-                    rejection.detail_type,
-                    reason,
-                    request_id,
-                    elapsed_ms(),
-                ));
-            }
+            Err(rejection) => return self.reject(rejection, raw, request_id, started).await,
         };
 
         let (status, reason) = match self.store_event(&event, received_at, request_id).await {
@@ -234,6 +224,35 @@ impl Processor {
             status,
             Some(event.envelope_id),
             Some(event.detail_type),
+            reason,
+            request_id,
+            elapsed_ms(),
+        ))
+    }
+
+    /// Audits `rejection` of `raw` as REJECTED; `Err` only when that entry cannot be written.
+    pub(crate) async fn reject(
+        &self,
+        rejection: event::Rejection,
+        raw: &str,
+        request_id: &str,
+        started: Instant,
+    ) -> Result<Outcome, ProcessError> {
+        let elapsed_ms = || started.elapsed().as_secs_f64() * 1000.0;
+        let reason = rejection.reason();
+        let ctx = AuditContext {
+            request_id,
+            environment: &self.settings.environment,
+            processing_ms: elapsed_ms(),
+            retention_days: self.settings.audit_retention_days,
+        };
+        let audit = item::audit_for_rejection(&rejection, raw, &ctx);
+        self.audit(audit, rejection.envelope_id.as_deref(), Status::Rejected)
+            .await?;
+        Ok(self.finish(
+            Status::Rejected,
+            rejection.envelope_id,
+            rejection.detail_type,
             reason,
             request_id,
             elapsed_ms(),
@@ -377,21 +396,44 @@ fn adopt(event: &MarketEvent, owner: String, timestamp: &str) -> Result<MarketEv
     Ok(adopted)
 }
 
+/// What an invocation returns: the outcome of one EventBridge event, or, for a Kinesis batch,
+/// the records Lambda must retry.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Reply {
+    Event(Outcome),
+    Batch(KinesisEventResponse),
+}
+
+/// Just enough of a payload to tell a Kinesis batch (`{"Records": [...]}`) from an event: an
+/// EventBridge envelope has no `Records` field.
+#[derive(serde::Deserialize)]
+struct Shape {
+    #[serde(rename = "Records")]
+    records: Option<serde::de::IgnoredAny>,
+}
+
 /// The Lambda handler: a plain async fn over the typed invocation.
 ///
 /// The payload is taken as raw JSON so that an event whose envelope does not decode is still
-/// audited as REJECTED, with its bytes, instead of failing inside the runtime.
+/// audited as REJECTED, with its bytes, instead of failing inside the runtime. A payload with
+/// `Records` that is not a Kinesis batch is handled as an event, and so rejected and audited.
 pub async fn handle(
     processor: &Processor,
     event: LambdaEvent<Box<RawValue>>,
-) -> Result<Outcome, ProcessError> {
+) -> Result<Reply, ProcessError> {
+    let raw = event.payload.get();
+    let budget = Some(budget(event.context.deadline, std::time::SystemTime::now()));
+    let request_id = &event.context.request_id;
+    let is_batch = serde_json::from_str::<Shape>(raw).is_ok_and(|shape| shape.records.is_some());
+    if is_batch && let Ok(batch) = serde_json::from_str::<KinesisEvent>(raw) {
+        let (response, _) = processor.process_batch(&batch, request_id, budget).await;
+        return Ok(Reply::Batch(response));
+    }
     processor
-        .process_within(
-            event.payload.get(),
-            &event.context.request_id,
-            Some(budget(event.context.deadline, std::time::SystemTime::now())),
-        )
+        .process_within(raw, request_id, budget)
         .await
+        .map(Reply::Event)
 }
 
 /// The [`invocation_budget`](names::limits::invocation_budget) for Lambda's deadline

@@ -92,6 +92,25 @@ fn expires_at(event_time: DateTime<Utc>, ttl_days: u32) -> i64 {
     event_time.timestamp() + i64::from(ttl_days) * 86_400
 }
 
+/// Adds the index partition keys of `schema` to an item of its table: for each index whose
+/// plain attribute the item has, that value with the item's bucket ([`names::bucket_key`]).
+/// The bucket derives from the item's table key, unique per item, so a hot exchange's items
+/// spread over every bucket and a rewrite of the same item keeps its bucket. An item without
+/// the attribute (a dedupe guard) stays out of that index.
+pub fn add_index_keys(item: &mut Item, schema: &names::TableSchema, buckets: u16) {
+    let bucket = match item.get(schema.hash_key) {
+        Some(AttributeValue::S(unique)) => names::bucket_of(unique, buckets),
+        _ => return,
+    };
+    for index in schema.indexes {
+        let key = match item.get(index.bucketed) {
+            Some(AttributeValue::S(value)) => names::bucket_key(value, bucket),
+            _ => continue,
+        };
+        item.insert(index.hash_key.into(), s(key));
+    }
+}
+
 /// The market-data record of a valid event.
 pub fn record(
     event: &MarketEvent,
@@ -100,7 +119,8 @@ pub fn record(
     request_id: &str,
     ttl_days: u32,
 ) -> Item {
-    let mut item = Item::with_capacity(21);
+    // Room for the index keys the store adds.
+    let mut item = Item::with_capacity(23);
     item.insert(names::EVENT_ID.into(), s(&event.record_id));
     delivered_as(&mut item, event);
     item.insert(names::TIMESTAMP.into(), s(event.timestamp_key()));
@@ -294,7 +314,7 @@ fn audit_base(
     reason: &str,
     ctx: &AuditContext,
 ) -> Item {
-    let mut item = Item::with_capacity(16);
+    let mut item = Item::with_capacity(17);
     item.insert(names::AUDIT_ID.into(), s(audit_id));
     item.insert(names::TIMESTAMP.into(), s(timestamp));
     item.insert(names::STATUS.into(), s(status.as_str()));
@@ -356,6 +376,46 @@ mod tests {
             Some(&AttributeValue::S(
                 r#"{"alpha":{"b":"xé"},"zeta":[1,2.50]}"#.into()
             ))
+        );
+    }
+
+    #[test]
+    fn index_keys_carry_the_plain_value_and_the_bucket_of_the_table_key() {
+        let event = trade();
+        let mut record = record(&event, None, Utc::now(), "r-1", 30);
+        add_index_keys(&mut record, &names::MARKET_DATA_SCHEMA, 16);
+        let bucket = names::bucket_of(&event.record_id, 16);
+        assert_eq!(
+            record.get(names::EXCHANGE_BUCKET),
+            Some(&s(names::bucket_key("NASDAQ", bucket)))
+        );
+        assert_eq!(
+            record.get(names::SYMBOL_BUCKET),
+            Some(&s(names::bucket_key("AAPL", bucket)))
+        );
+        assert_eq!(record.get(names::EXCHANGE), Some(&s("NASDAQ")));
+
+        let key = dedupe_key(&event).expect("a trade with an id");
+        let mut guard = guard(&event, &key, 30);
+        let before = guard.clone();
+        add_index_keys(&mut guard, &names::MARKET_DATA_SCHEMA, 16);
+        assert_eq!(guard, before, "guards stay out of the indexes");
+
+        let ctx = AuditContext {
+            request_id: "r-1",
+            environment: "test",
+            processing_ms: 1.5,
+            retention_days: 30,
+        };
+        let mut audit = processed_audit(&event, "2026-01-01T00:00:00.000Z", &ctx);
+        add_index_keys(&mut audit, &names::AUDIT_TRAIL_SCHEMA, 16);
+        let Some(AttributeValue::S(audit_id)) = audit.get(names::AUDIT_ID) else {
+            panic!("no audit id: {audit:?}");
+        };
+        let bucket = names::bucket_of(audit_id, 16);
+        assert_eq!(
+            audit.get(names::EVENT_TYPE_BUCKET),
+            Some(&s(names::bucket_key("trade", bucket)))
         );
     }
 

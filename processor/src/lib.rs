@@ -2,6 +2,7 @@
 //! DynamoDB with an audit entry for every outcome. `src/bin/bootstrap.rs` is the Lambda entry.
 
 pub mod aws;
+pub mod batch;
 pub mod event;
 pub mod handler;
 pub mod item;
@@ -10,4 +11,4 @@ pub mod number;
 pub mod store;
 pub mod telemetry;
 
-pub use handler::{Outcome, ProcessError, Processor, budget, handle};
+pub use handler::{Outcome, ProcessError, Processor, Reply, budget, handle};

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use thiserror::Error;
 
-use crate::item::Item;
+use crate::item::{self, Item};
 
 /// A write that did not land. Both kinds end the invocation with an error so that Lambda
 /// retries it and, when retries are spent, sends the event to the DLQ; the kind only tells
@@ -52,14 +52,22 @@ pub struct Store {
     client: Client,
     market_data_table: String,
     audit_trail_table: String,
+    /// Every item is written with its index keys here, whichever path built it.
+    index_buckets: u16,
 }
 
 impl Store {
-    pub fn new(client: Client, market_data_table: String, audit_trail_table: String) -> Self {
+    pub fn new(
+        client: Client,
+        market_data_table: String,
+        audit_trail_table: String,
+        index_buckets: u16,
+    ) -> Self {
         Store {
             client,
             market_data_table,
             audit_trail_table,
+            index_buckets,
         }
     }
 
@@ -153,7 +161,8 @@ impl Store {
     }
 
     /// A conditional put into the market-data table; `Some(existing)` when the key was taken.
-    async fn put_if_absent(&self, item: Item) -> Result<Option<Item>, StoreError> {
+    async fn put_if_absent(&self, mut item: Item) -> Result<Option<Item>, StoreError> {
+        item::add_index_keys(&mut item, &names::MARKET_DATA_SCHEMA, self.index_buckets);
         let result = self
             .client
             .put_item()
@@ -175,7 +184,8 @@ impl Store {
     }
 
     /// Writes one audit entry.
-    pub async fn write_audit(&self, audit: Item) -> Result<(), StoreError> {
+    pub async fn write_audit(&self, mut audit: Item) -> Result<(), StoreError> {
+        item::add_index_keys(&mut audit, &names::AUDIT_TRAIL_SCHEMA, self.index_buckets);
         self.client
             .put_item()
             .table_name(&self.audit_trail_table)
@@ -188,7 +198,8 @@ impl Store {
 
     /// Writes an audit entry unless its key exists: the PROCESSED entry a later copy writes on
     /// behalf of a stored record, which must not overwrite what the storing invocation wrote.
-    pub async fn backfill_audit(&self, audit: Item) -> Result<(), StoreError> {
+    pub async fn backfill_audit(&self, mut audit: Item) -> Result<(), StoreError> {
+        item::add_index_keys(&mut audit, &names::AUDIT_TRAIL_SCHEMA, self.index_buckets);
         let result = self
             .client
             .put_item()

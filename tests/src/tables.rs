@@ -24,6 +24,10 @@ pub async fn client() -> Client {
     Client::new(&sdk_config_for(&endpoint()).await)
 }
 
+/// The index buckets of the test tables' processor: more than one, so every test that reads an
+/// index reads through the fan-out over buckets.
+pub const BUCKETS: u16 = 4;
+
 /// A fresh pair of tables under a unique suffix, so tests never see each other's items.
 pub struct Tables {
     pub client: Client,
@@ -65,6 +69,7 @@ impl Tables {
                 self.audit_trail.clone(),
             ),
             (names::ENV_ENVIRONMENT.to_string(), "test".to_string()),
+            (names::ENV_INDEX_BUCKETS.to_string(), BUCKETS.to_string()),
         ]))
         .expect("test settings are valid")
     }
@@ -101,26 +106,17 @@ impl Tables {
         items
     }
 
-    /// Records of a GSI partition, newest first.
+    /// The records a market-data index holds for `value`, newest first, over every bucket.
     pub async fn query_index(
         &self,
-        index: &str,
-        key: &str,
+        index: &'static names::IndexSchema,
         value: &str,
     ) -> Vec<HashMap<String, AttributeValue>> {
-        self.client
-            .query()
-            .table_name(&self.market_data)
-            .index_name(index)
-            .key_condition_expression("#k = :v")
-            .expression_attribute_names("#k", key)
-            .expression_attribute_values(":v", AttributeValue::S(value.into()))
-            .scan_index_forward(false)
-            .send()
+        harness::query::IndexQuery::new(&self.market_data, index, value, BUCKETS)
+            .order(harness::query::Order::NewestFirst)
+            .run(&self.client)
             .await
             .expect("query succeeds")
-            .items
-            .unwrap_or_default()
     }
 }
 

@@ -9,7 +9,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use harness::aws::deployed;
 use harness::ship::{build, deploy, pulumi, verify};
-use harness::{bench, dlq, e2e, fuzz, local, publish};
+use harness::{bench, dlq, e2e, fuzz, local, publish, query};
 use infra::{cost, render, stack, workspace_root};
 
 #[derive(Parser)]
@@ -177,6 +177,24 @@ enum Command {
         #[arg(long, requires = "redrive")]
         config: Option<String>,
     },
+    /// Read a deployed stack's newest records of a symbol (SymbolIndex) or an exchange
+    /// (ExchangeIndex): every bucket of the stack's `dynamodb.index_buckets` queried and merged
+    /// by event time.
+    Query {
+        /// The deployed stack (outputs from pulumi; bucket count from stacks/<STACK>.yaml).
+        #[arg(long)]
+        stack: String,
+        #[arg(long, required_unless_present = "exchange")]
+        symbol: Option<String>,
+        /// Alone: the exchange's records; with --symbol: the symbol's records on it.
+        #[arg(long)]
+        exchange: Option<String>,
+        /// RFC 3339 lower bound on the event time.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// Monthly cost estimate of a stack from its config, at a given traffic.
     Cost {
         #[arg(long)]
@@ -216,9 +234,9 @@ enum LocalAction {
     /// Publish your events to the local bus: one EventBridge entry per line
     /// ({"source": ..., "detail-type": ..., "detail": {...}}).
     Send { file: PathBuf },
-    /// Read stored records, newest first.
+    /// Read stored records, newest first, over every index bucket.
     Query {
-        #[arg(long)]
+        #[arg(long, required_unless_present = "exchange")]
         symbol: Option<String>,
         #[arg(long)]
         exchange: Option<String>,
@@ -226,7 +244,7 @@ enum LocalAction {
         #[arg(long)]
         since: Option<String>,
         #[arg(long, default_value_t = 20)]
-        limit: i32,
+        limit: usize,
     },
     /// The background runner of `local up`.
     #[command(hide = true)]
@@ -272,14 +290,13 @@ fn run(cli: Cli) -> Result<()> {
                     since,
                     limit,
                 }) => {
-                    let query = local::Query {
+                    let args = query::Args {
                         symbol,
                         exchange,
                         since,
                         limit,
-                        event_type: None,
                     };
-                    local::query_command(root, &query).await
+                    local::query_command(root, &args).await
                 }
             }
         }),
@@ -378,6 +395,21 @@ fn run(cli: Cli) -> Result<()> {
             };
             dlq::run(root, &source, &args).await
         }),
+        Command::Query {
+            stack,
+            symbol,
+            exchange,
+            since,
+            limit,
+        } => {
+            let args = query::Args {
+                symbol,
+                exchange,
+                since,
+                limit,
+            };
+            block_on(query::run(root, &stack, &args))
+        }
         Command::Cost {
             stack,
             events_per_day,

@@ -41,6 +41,9 @@ pub struct Policy {
     /// and Lambda's asynchronous event age. An event this close to the age limit may cross it
     /// on the way.
     pub transit: Duration,
+    /// The stack's `index_buckets`: the redrive finds its copies' audit entries through the
+    /// bucketed event-type index.
+    pub index_buckets: u16,
 }
 
 impl Policy {
@@ -68,6 +71,7 @@ impl Policy {
                 u64::from(longest_rule_window)
                     + u64::from(model.async_invoke.max_event_age_seconds),
             ),
+            index_buckets: model.table_settings.index_buckets,
         })
     }
 

@@ -26,6 +26,7 @@ use super::letter::{Event, Letter, decode_message};
 use super::policy::{self, Policy, Refusal};
 use super::{EMPTY_RECEIVES, receive};
 use crate::aws::sdk_error;
+use crate::query::{Filter, IndexQuery};
 use crate::scenario::Clients;
 use infra::outputs::Outputs;
 
@@ -574,28 +575,25 @@ impl Run<'_> {
         let since = processor::event::format_timestamp(self.report.started);
         let table = &self.outputs.audit_trail_table_name;
         for event_type in ["trade", "quote", processor::item::UNKNOWN_EVENT_TYPE] {
-            let mut pages = self
-                .clients
-                .dynamodb
-                .query()
-                .table_name(table)
-                .index_name(names::EVENT_TYPE_INDEX)
-                .key_condition_expression("#e = :e AND #t >= :since")
-                .filter_expression("attribute_exists(#d) OR #s = :rejected")
-                .expression_attribute_names("#e", names::EVENT_TYPE)
-                .expression_attribute_names("#t", names::TIMESTAMP)
-                .expression_attribute_names("#d", names::DELIVERED_AS)
-                .expression_attribute_names("#s", names::STATUS)
-                .expression_attribute_values(":e", AttributeValue::S(event_type.into()))
-                .expression_attribute_values(":since", AttributeValue::S(since.clone()))
-                .expression_attribute_values(":rejected", AttributeValue::S("REJECTED".into()))
-                .into_paginator()
-                .items()
-                .send();
-            while let Some(item) = pages.next().await {
-                let item = item
-                    .map_err(|e| sdk_error("Query", e))
-                    .with_context(|| format!("reading the audit trail {table}"))?;
+            let items = IndexQuery::new(
+                table,
+                &names::EVENT_TYPE_INDEX_SCHEMA,
+                event_type,
+                self.policy.index_buckets,
+            )
+            .since(since.clone())
+            .filter(Filter {
+                expression: "attribute_exists(#d) OR #s = :rejected".into(),
+                names: vec![
+                    ("#d".into(), names::DELIVERED_AS.into()),
+                    ("#s".into(), names::STATUS.into()),
+                ],
+                values: vec![(":rejected".into(), AttributeValue::S("REJECTED".into()))],
+            })
+            .run(&self.clients.dynamodb)
+            .await
+            .with_context(|| format!("reading the audit trail {table}"))?;
+            for item in items {
                 let status = text(&item, names::STATUS).unwrap_or_default();
                 let delivery = match status {
                     "REJECTED" => text(&item, names::EVENT_ID),

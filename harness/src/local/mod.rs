@@ -2,6 +2,7 @@
 
 pub mod provision;
 pub mod runner;
+pub mod stream;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use processor::Processor;
 use tokio::sync::watch;
 
 use crate::moto::Moto;
+use crate::query;
 use crate::scenario::{self, Clients};
 use crate::session;
 use infra::model::Model;
@@ -167,6 +169,7 @@ pub async fn run(root: &Path, stack: &str, events: usize) -> Result<()> {
     let report = scenario::account(
         &clients,
         &local.outputs,
+        local.model.table_settings.index_buckets,
         &published,
         since,
         window,
@@ -202,17 +205,22 @@ pub async fn run(root: &Path, stack: &str, events: usize) -> Result<()> {
         }
     }
 
-    println!("\nlatest AAPL trades through {}:", names::SYMBOL_INDEX);
-    let rows = query(
-        &clients,
+    println!(
+        "\nlatest AAPL trades through {} ({} buckets):",
+        names::SYMBOL_INDEX,
+        local.model.table_settings.index_buckets
+    );
+    let rows = query::records(
+        &clients.dynamodb,
         &local.outputs,
-        &Query {
+        local.model.table_settings.index_buckets,
+        &query::Args {
             symbol: Some("AAPL".into()),
             exchange: None,
             since: None,
             limit: 5,
-            event_type: Some("trade".into()),
         },
+        Some("trade"),
     )
     .await?;
     print_rows(&rows);
@@ -408,84 +416,21 @@ fn process_alive(pid: &str) -> bool {
     !pid.is_empty() && Path::new("/proc").join(pid).exists()
 }
 
-pub struct Query {
-    pub symbol: Option<String>,
-    pub exchange: Option<String>,
-    pub since: Option<String>,
-    pub limit: i32,
-    pub event_type: Option<String>,
-}
-
-/// Newest records first, through SymbolIndex (or ExchangeIndex when only an exchange is given).
-pub async fn query(
-    clients: &Clients,
-    outputs: &Outputs,
-    q: &Query,
-) -> Result<Vec<HashMap<String, AttributeValue>>> {
-    let (index, key, value) = match (&q.symbol, &q.exchange) {
-        (Some(symbol), _) => (names::SYMBOL_INDEX, names::SYMBOL, symbol),
-        (None, Some(exchange)) => (names::EXCHANGE_INDEX, names::EXCHANGE, exchange),
-        (None, None) => bail!("give --symbol or --exchange"),
-    };
-    let mut condition = "#k = :k".to_string();
-    let mut request = clients
-        .dynamodb
-        .query()
-        .table_name(&outputs.market_data_table_name)
-        .index_name(index)
-        .expression_attribute_names("#k", key)
-        .expression_attribute_values(":k", AttributeValue::S(value.clone()))
-        .scan_index_forward(false);
-    if let Some(since) = &q.since {
-        let since = chrono::DateTime::parse_from_rfc3339(since).with_context(|| {
-            format!("--since {since:?} is not an RFC 3339 date-time such as 2026-11-25T14:00:00Z")
-        })?;
-        condition.push_str(" AND #t >= :since");
-        request = request
-            .expression_attribute_names("#t", names::TIMESTAMP)
-            .expression_attribute_values(
-                ":since",
-                AttributeValue::S(processor::event::format_timestamp(
-                    since.with_timezone(&Utc),
-                )),
-            );
-    }
-    let mut filters = Vec::new();
-    if let (Some(_), Some(exchange)) = (&q.symbol, &q.exchange) {
-        filters.push("#x = :x");
-        request = request
-            .expression_attribute_names("#x", names::EXCHANGE)
-            .expression_attribute_values(":x", AttributeValue::S(exchange.clone()));
-    }
-    if let Some(event_type) = &q.event_type {
-        filters.push("#e = :e");
-        request = request
-            .expression_attribute_names("#e", names::EVENT_TYPE)
-            .expression_attribute_values(":e", AttributeValue::S(event_type.clone()));
-    }
-    if !filters.is_empty() {
-        request = request.filter_expression(filters.join(" AND "));
-    }
-    let mut pages = request
-        .key_condition_expression(condition)
-        .into_paginator()
-        .items()
-        .send();
-    let mut rows = Vec::new();
-    while let Some(item) = pages.next().await {
-        rows.push(item.map_err(|e| crate::aws::sdk_error("Query", e))?);
-        if rows.len() >= q.limit.max(1) as usize {
-            break;
-        }
-    }
-    Ok(rows)
-}
-
-/// `cargo xtask local query`: the local stack's newest records, printed.
-pub async fn query_command(root: &Path, q: &Query) -> Result<()> {
+/// `cargo xtask local query`: the local stack's newest records, printed, read over the buckets
+/// of the stack the local outputs name.
+pub async fn query_command(root: &Path, args: &query::Args) -> Result<()> {
     let outputs = Outputs::read(&outputs::local_path(root))?;
+    let model = query::stack_model(root, None, &outputs)?;
     let clients = Clients::for_stack(&outputs).await;
-    print_rows(&query(&clients, &outputs, q).await?);
+    let rows = query::records(
+        &clients.dynamodb,
+        &outputs,
+        model.table_settings.index_buckets,
+        args,
+        None,
+    )
+    .await?;
+    print_rows(&rows);
     Ok(())
 }
 

@@ -88,6 +88,15 @@ pub async fn provision(config: &SdkConfig, model: &Model, endpoint: &str) -> Res
         rule_arns.push(arn);
     }
 
+    let stream = match &model.kinesis {
+        Some(kinesis) => Some(
+            create_stream(&aws_sdk_kinesis::Client::new(config), &kinesis.stream)
+                .await
+                .with_context(|| format!("creating stream {}", kinesis.stream.name))?,
+        ),
+        None => None,
+    };
+
     let function_arn = format!(
         "arn:aws:lambda:{region}:{EMULATOR_ACCOUNT}:function:{}",
         model.function.name
@@ -106,10 +115,69 @@ pub async fn provision(config: &SdkConfig, model: &Model, endpoint: &str) -> Res
         log_group_name: model.log_group.name.clone(),
         trade_events_rule_arn: rule_arns[0].clone(),
         quote_events_rule_arn: rule_arns[1].clone(),
+        kinesis_stream_name: stream.as_ref().map(|(name, _)| name.clone()),
+        kinesis_stream_arn: stream.map(|(_, arn)| arn),
         endpoint_url: Some(endpoint.to_string()),
         region: Some(region),
         delivery_queue_url: Some(delivery_url),
     })
+}
+
+/// Creates the stream as the program does (mode, shards, retention, KMS encryption) and waits
+/// until it is active; returns its name and ARN.
+async fn create_stream(
+    kinesis: &aws_sdk_kinesis::Client,
+    spec: &infra::model::StreamSpec,
+) -> Result<(String, String)> {
+    use aws_sdk_kinesis::types::{EncryptionType, StreamMode, StreamModeDetails, StreamStatus};
+    let mode = match spec.mode {
+        infra::stack::StreamMode::OnDemand => StreamMode::OnDemand,
+        infra::stack::StreamMode::Provisioned => StreamMode::Provisioned,
+    };
+    let mut create = kinesis
+        .create_stream()
+        .stream_name(&spec.name)
+        .stream_mode_details(StreamModeDetails::builder().stream_mode(mode).build()?);
+    if let Some(shards) = spec.shard_count {
+        create = create.shard_count(i32::try_from(shards).unwrap_or(i32::MAX));
+    }
+    create
+        .send()
+        .await
+        .map_err(|e| crate::aws::sdk_error("CreateStream", e))?;
+    let arn = loop {
+        let summary = kinesis
+            .describe_stream_summary()
+            .stream_name(&spec.name)
+            .send()
+            .await
+            .map_err(|e| crate::aws::sdk_error("DescribeStreamSummary", e))?
+            .stream_description_summary
+            .ok_or_else(|| anyhow!("DescribeStreamSummary returned no summary"))?;
+        if summary.stream_status == StreamStatus::Active {
+            break summary.stream_arn;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let hours = i32::try_from(spec.retention_hours).unwrap_or(i32::MAX);
+    if hours > 24 {
+        kinesis
+            .increase_stream_retention_period()
+            .stream_name(&spec.name)
+            .retention_period_hours(hours)
+            .send()
+            .await
+            .map_err(|e| crate::aws::sdk_error("IncreaseStreamRetentionPeriod", e))?;
+    }
+    kinesis
+        .start_stream_encryption()
+        .stream_name(&spec.name)
+        .encryption_type(EncryptionType::Kms)
+        .key_id(spec.kms_key)
+        .send()
+        .await
+        .map_err(|e| crate::aws::sdk_error("StartStreamEncryption", e))?;
+    Ok((spec.name.clone(), arn))
 }
 
 /// Creates `table` with its indexes and TTL; returns its ARN.

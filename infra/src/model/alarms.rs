@@ -35,6 +35,9 @@ pub enum AlarmKind {
     SilentFeed,
     /// Rejected events as a share of all outcomes.
     RejectedShare,
+    /// The age of the records the stream path hands the processor: a shard falling behind,
+    /// whose records go to the DLQ once they reach the mapping's maximum record age.
+    StreamIteratorAge,
 }
 
 /// One CloudWatch metric; dimensions by physical name, so the alarm needs no other resource to
@@ -119,6 +122,7 @@ const DLQ_MESSAGES: &str = "market-processor-dlq-messages";
 const DLQ_AGE: &str = "market-processor-dlq-age";
 const SILENT_FEED: &str = "market-data-silent-feed";
 const REJECTED_SHARE: &str = "market-data-rejected-share";
+const ITERATOR_AGE: &str = "market-processor-iterator-age";
 const RULE_FAILED: &str = "failed-invocations";
 const RULE_DLQ_FAILED: &str = "dlq-failures";
 const TABLE_THROTTLES: &str = "throttles";
@@ -134,6 +138,8 @@ pub(super) struct Watched<'a> {
     pub tables: &'a [TableSpec],
     /// Per table: the DynamoDB operations the processor calls on it per event.
     pub operations: Vec<Vec<&'static str>>,
+    /// The stream mapping's maximum record age, when the stack has the stream path.
+    pub stream_record_age_seconds: Option<u32>,
 }
 
 /// The name prefix of every alarm `alarms` builds for `rules` and `tables`.
@@ -149,6 +155,7 @@ pub(super) fn name_prefixes(rule_prefixes: &[&str], table_prefixes: &[&str]) -> 
         DLQ_AGE,
         SILENT_FEED,
         REJECTED_SHARE,
+        ITERATOR_AGE,
     ]
     .iter()
     .map(|p| p.to_string())
@@ -444,6 +451,24 @@ pub(super) fn alarms(config: &AlarmsConfig, w: &Watched) -> Vec<AlarmSpec> {
         breach: Breach::Sustained,
         missing_data: MissingData::NotBreaching,
     });
+    if let Some(age) = w.stream_record_age_seconds {
+        // Half the maximum age leaves as long again to add capacity before records start
+        // going to the DLQ instead of the tables.
+        alarms.push(lambda(
+            AlarmKind::StreamIteratorAge,
+            "processorIteratorAgeAlarm",
+            ITERATOR_AGE,
+            "IteratorAge",
+            "Maximum",
+            "GreaterThanThreshold",
+            age.saturating_mul(1000) / 2,
+            Breach::Sustained,
+            format!(
+                "Age (ms) of the stream records {} receives: at {age} s they go to the DLQ",
+                w.function
+            ),
+        ));
+    }
     alarms
 }
 

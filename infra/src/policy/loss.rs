@@ -229,6 +229,27 @@ impl<'c, 'p> Checks<'c, 'p> {
                 ));
             }
         }
+        // A stream mapping retries a failing shard's records until they reach its maximum age;
+        // a falling-behind shard shows first as the age of what it hands the function.
+        for mapping in self.of_type(super::stream::MAPPING) {
+            let function = mapping
+                .get("functionName")
+                .and_then(Value::as_str)
+                .and_then(expr::substitution)
+                .and_then(|r| self.resources.iter().find(|f| f.name == r.root));
+            let Some(name) = function.and_then(|f| self.literal_name(f)) else {
+                continue;
+            };
+            paths.push(path(
+                mapping,
+                "AWS/Lambda",
+                "IteratorAge",
+                "FunctionName",
+                &name,
+                "stream records ageing towards the DLQ would go",
+                false,
+            ));
+        }
         // The processor's own outcomes: a feed that stops, and a feed it no longer understands
         // (every event REJECTED while Errors stays 0).
         if let Some(function) = self.of_type(FUNCTION).first() {

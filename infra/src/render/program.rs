@@ -4,6 +4,7 @@
 
 mod alarms;
 mod bus;
+mod stream;
 
 use serde_yaml::{Mapping, Value};
 
@@ -226,6 +227,9 @@ pub fn config_entries(model: &Model) -> Vec<ConfigEntry> {
             string(email),
         );
     }
+    if let Some(kinesis) = &model.kinesis {
+        entries.extend(stream::config_entries(kinesis));
+    }
     entries
 }
 
@@ -309,6 +313,7 @@ impl Resources<'_> {
             self.rule(rule);
         }
         self.dead_letter_queue();
+        self.stream();
         for table in &self.model.tables {
             self.table(table);
         }
@@ -317,6 +322,7 @@ impl Resources<'_> {
         for rule in &self.model.rules {
             self.target(rule);
         }
+        self.stream_mapping();
         self.alarms();
     }
 
@@ -521,6 +527,9 @@ impl Resources<'_> {
                 ("Resource", seq([reference(DLQ, "arn")])),
             ]),
         ]);
+        if let Some(kinesis) = &self.model.kinesis {
+            statements.push(stream::read_statement(kinesis));
+        }
         let properties = obj([
             ("name", string(&role.policy_name)),
             ("role", reference(ROLE, "name")),
@@ -668,6 +677,7 @@ fn outputs(model: &Model) -> Value {
     if model.topic.is_some() {
         outputs.push(("alarm_topic_arn".into(), reference(TOPIC, "arn")));
     }
+    outputs.extend(stream::outputs(model));
     Value::Mapping(
         outputs
             .into_iter()

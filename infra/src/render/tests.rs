@@ -167,6 +167,17 @@ fn config_is_declared_first_and_outputs_come_last() {
         .unwrap_or_default();
     // Every stack reports what the operator commands read; prod and staging add the topic.
     assert_eq!(outputs, crate::outputs::DEPLOYED_KEYS);
+    for stack in ["prod", "staging"] {
+        let program: Value = serde_yaml::from_str(&rendered(stack).program).expect("parses");
+        let outputs: Vec<&str> = program["outputs"]
+            .as_mapping()
+            .map(|m| m.keys().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let mut expected: Vec<&str> = crate::outputs::DEPLOYED_KEYS.to_vec();
+        expected.push("alarm_topic_arn");
+        expected.extend(crate::outputs::STREAM_KEYS);
+        assert_eq!(outputs, expected, "{stack}");
+    }
 }
 
 #[test]

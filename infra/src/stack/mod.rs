@@ -5,8 +5,11 @@
 //! so the type rejects unknown fields and [`validate`] enforces AWS's own limits before anything
 //! reaches Pulumi or AWS.
 
+mod kinesis;
 pub mod principal;
 mod validate;
+
+pub use kinesis::{EventClass, KinesisConfig, MappingConfig, StreamConfig, StreamMode};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -36,6 +39,9 @@ pub struct StackConfig {
     pub dynamodb: DynamoDbConfig,
     pub events: EventsConfig,
     pub async_invoke: AsyncInvokeConfig,
+    /// The stream path for high volume; absent, events arrive through the bus only.
+    #[serde(default)]
+    pub kinesis: Option<KinesisConfig>,
     /// Absent: the processor's own default, seven years.
     #[serde(default)]
     pub audit: AuditConfig,
@@ -114,6 +120,19 @@ pub struct DynamoDbConfig {
     pub deletion_protection: bool,
     /// Lifetime of stored items; the processor writes `expires_at` from it.
     pub ttl_days: u32,
+    /// The events per second, over every ingest path, the tables must take; it sets the least
+    /// `index_buckets` (ARCHITECTURE.md, "Index keys"). Required in production.
+    #[serde(default)]
+    pub design_events_per_second: Option<u32>,
+    /// How many buckets each index partition key is spread over (`INDEX_BUCKETS`). On a live
+    /// stack it may only grow: items stay in the bucket they were written to, and queries read
+    /// the buckets of the configured count.
+    #[serde(default = "default_index_buckets")]
+    pub index_buckets: u16,
+}
+
+fn default_index_buckets() -> u16 {
+    names::Settings::DEFAULT_INDEX_BUCKETS
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -4,7 +4,9 @@
 
 mod alarms;
 mod events;
+mod indexes;
 mod interpolation;
+mod kinesis;
 mod windows;
 
 use std::fmt::Display;
@@ -106,6 +108,8 @@ pub fn validate(config: &StackConfig, stack: &str) -> Vec<Problem> {
         }
     }
 
+    v.indexes(config);
+
     v.sources(&config.events.accepted_sources);
     v.publishers(&config.events.publishers);
     v.range(
@@ -146,6 +150,7 @@ pub fn validate(config: &StackConfig, stack: &str) -> Vec<Problem> {
     }
 
     v.alarms(config);
+    v.kinesis(config);
     v.tags(&config.tags);
     if config.is_production() {
         v.production(config);

@@ -126,7 +126,8 @@ fn threshold(alarm: &AlarmSpec) -> Value {
         | AlarmKind::DlqMessages
         | AlarmKind::RuleDlqFailures(_)
         | AlarmKind::TableThrottles(_)
-        | AlarmKind::TableSystemErrors(_) => int(alarm.threshold),
+        | AlarmKind::TableSystemErrors(_)
+        | AlarmKind::StreamIteratorAge => int(alarm.threshold),
     }
 }
 
