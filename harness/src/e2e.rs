@@ -4,15 +4,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use chrono::Utc;
-use tokio::sync::watch;
 
 use crate::dlq;
 use crate::faults::FaultProxy;
 use crate::local::runner::RunnerStats;
 use crate::local::{self, LocalStack};
-use crate::scenario::{self, Clients, Published};
+use crate::scenario::{self, Clients, Published, Route};
 use crate::session::{self, Expect};
 use infra::outputs::Outputs;
 
@@ -60,7 +59,7 @@ pub async fn run(root: &Path, target: &Target, options: &Options) -> Result<()> 
         Target::Outputs(path) => {
             let outputs = read_outputs(path)?;
             let model = crate::query::stack_model(root, None, &outputs)?;
-            run_outputs(path, options, model.table_settings.index_buckets).await
+            run_outputs(path, options, &model).await
         }
         Target::Deployed(stack) => {
             let source = crate::aws::deployed::Source::Stack(stack.clone());
@@ -72,7 +71,7 @@ pub async fn run(root: &Path, target: &Target, options: &Options) -> Result<()> 
                 );
             }
             let model = crate::query::stack_model(root, Some(stack), &outputs)?;
-            run_outputs(&path, options, model.table_settings.index_buckets).await
+            run_outputs(&path, options, &model).await
         }
     }
 }
@@ -114,14 +113,22 @@ pub async fn run_local(root: &Path, stack: &str, options: &Options) -> Result<()
     } else {
         local.runner(redeliver_per_mille)?
     };
-    let stats = runner.stats.clone();
-    let (stop, stopped) = watch::channel(false);
-    let runner_task = tokio::spawn(runner.run(stopped));
+    let sources = local.start_sources(runner, redeliver_per_mille)?;
+    let stats = sources.queue.clone();
+    let stream_stats = sources.stream.clone();
     let buckets = local.model.table_settings.index_buckets;
-    let result = run_scenario(&local.outputs, options, Some(&stats), buckets).await;
-    let _ = stop.send(true);
-    runner_task.await.context("runner task")??;
+    let route = Route::for_stack(&local.model, &local.outputs);
+    let result = run_scenario(
+        &local.outputs,
+        options,
+        Some(&sources),
+        route.as_ref(),
+        buckets,
+    )
+    .await;
+    sources.stop().await?;
     print_runner(&stats);
+    local::print_stream(stream_stats.as_deref());
     if let Some(proxy) = &proxy {
         println!("  fault proxy: {}", proxy.stats.summary());
     }
@@ -163,17 +170,14 @@ DLQ after the run: {} letters; faults off",
         counts[0].1
     );
 
-    let runner = local.runner(redeliver_per_mille)?;
-    let stats = runner.stats.clone();
-    let (stop, stopped) = watch::channel(false);
-    let runner_task = tokio::spawn(runner.run(stopped));
+    let sources = local.start_sources(local.runner(redeliver_per_mille)?, redeliver_per_mille)?;
+    let stats = sources.queue.clone();
     let redriven = redrive_rounds(&clients, outputs, &policy, options, &mut counts).await;
     let drained = match &redriven {
-        Ok(_) => local::drain(&clients, outputs, &stats, 0).await,
+        Ok(_) => local::drain(&clients, outputs, &sources, 0).await,
         Err(_) => Ok(()),
     };
-    let _ = stop.send(true);
-    runner_task.await.context("runner task")??;
+    sources.stop().await?;
     print_runner(&stats);
     let copies = redriven?;
     drained?;
@@ -261,9 +265,15 @@ redrive {round}"
 
 /// `e2e --outputs FILE`: the scenario against whatever stack the outputs describe, whose
 /// indexes have `buckets` buckets.
-pub async fn run_outputs(path: &Path, options: &Options, buckets: u16) -> Result<()> {
+pub async fn run_outputs(
+    path: &Path,
+    options: &Options,
+    model: &infra::model::Model,
+) -> Result<()> {
     let outputs = read_outputs(path)?;
-    run_scenario(&outputs, options, None, buckets)
+    let route = Route::for_stack(model, &outputs);
+    let buckets = model.table_settings.index_buckets;
+    run_scenario(&outputs, options, None, route.as_ref(), buckets)
         .await?
         .check(options)
 }
@@ -316,7 +326,8 @@ impl Run {
 async fn run_scenario(
     outputs: &Outputs,
     options: &Options,
-    runner: Option<&RunnerStats>,
+    runner: Option<&local::Sources>,
+    route: Option<&Route>,
     buckets: u16,
 ) -> Result<Run> {
     if options.double_deliveries > 0 && outputs.delivery_queue_url.is_none() {
@@ -348,13 +359,20 @@ async fn run_scenario(
     );
     let mut published = match runner {
         Some(stats) => {
-            local::publish_with_backpressure(&clients, &outputs.event_bus_name, &events, stats)
-                .await?
-        }
-        None => {
-            scenario::publish_paced(
+            local::publish_with_backpressure(
                 &clients,
                 &outputs.event_bus_name,
+                route,
+                &events,
+                stats,
+            )
+            .await?
+        }
+        None => {
+            scenario::publish_routed(
+                &clients,
+                &outputs.event_bus_name,
+                route,
                 &events,
                 options.rate,
                 |_| {},

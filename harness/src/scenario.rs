@@ -25,6 +25,7 @@ const PUT_ATTEMPTS: u32 = 5;
 
 pub struct Clients {
     pub events: aws_sdk_eventbridge::Client,
+    pub kinesis: aws_sdk_kinesis::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
 }
@@ -34,6 +35,7 @@ impl Clients {
         let config = crate::aws::sdk_config(outputs).await;
         Clients {
             events: aws_sdk_eventbridge::Client::new(&config),
+            kinesis: aws_sdk_kinesis::Client::new(&config),
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             sqs: aws_sdk_sqs::Client::new(&config),
         }
@@ -48,6 +50,103 @@ pub struct Published {
     pub group: Option<u64>,
     pub symbol: Option<String>,
     pub put_at: DateTime<Utc>,
+}
+
+/// The stack's stream, and the event classes its feed sends there instead of to the bus.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub stream: String,
+    pub classes: Vec<infra::stack::EventClass>,
+}
+
+impl Route {
+    /// The route of a stack with the stream path; `None` without one.
+    pub fn for_stack(model: &infra::model::Model, outputs: &Outputs) -> Option<Route> {
+        let kinesis = model.kinesis.as_ref()?;
+        Some(Route {
+            stream: outputs.kinesis_stream_name.clone()?,
+            classes: kinesis.publish.clone(),
+        })
+    }
+
+    fn takes(&self, event: &SampleEvent) -> bool {
+        infra::stack::EventClass::of_detail_type(&event.detail_type)
+            .is_some_and(|class| self.classes.contains(&class))
+    }
+}
+
+/// [`publish_paced`], sending the events of `route`'s classes through its stream with
+/// PutRecords and the rest to the bus. Returns the accepted events in input order.
+pub async fn publish_routed(
+    clients: &Clients,
+    bus: &str,
+    route: Option<&Route>,
+    events: &[SampleEvent],
+    rate: Option<f64>,
+    progress: impl Fn(usize) + Send + Sync + 'static,
+) -> Result<Vec<Published>> {
+    let Some(route) = route else {
+        return publish_paced(clients, bus, events, rate, progress).await;
+    };
+    let (streamed, bussed): (Vec<usize>, Vec<usize>) =
+        (0..events.len()).partition(|&i| route.takes(&events[i]));
+    let to_bus: Vec<SampleEvent> = bussed.iter().map(|&i| events[i].clone()).collect();
+    let progress = Arc::new(progress);
+    let on_bus = {
+        let progress = progress.clone();
+        publish_paced(clients, bus, &to_bus, rate, move |n| progress(n))
+    };
+    let to_stream: Vec<&SampleEvent> = streamed.iter().map(|&i| &events[i]).collect();
+    let (on_bus, on_stream) = tokio::join!(on_bus, publish_stream(clients, route, &to_stream));
+    let (on_bus, on_stream) = (on_bus?, on_stream?);
+    progress(events.len());
+    // Back into input order, so callers see the session as it was written.
+    let mut all: Vec<(usize, Published)> = bussed
+        .into_iter()
+        .zip(on_bus)
+        .chain(streamed.into_iter().zip(on_stream))
+        .collect();
+    all.sort_by_key(|(i, _)| *i);
+    Ok(all.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Events onto the stream. The producer names each event (PutRecords assigns no id); the data
+/// is the envelope the bus would have delivered. No rule filters the stream, so an event the
+/// bus would not route reaches the processor, which rejects it.
+async fn publish_stream(
+    clients: &Clients,
+    route: &Route,
+    events: &[&SampleEvent],
+) -> Result<Vec<Published>> {
+    let time = processor::event::format_timestamp(Utc::now());
+    let ids: Vec<String> = events
+        .iter()
+        .map(|_| uuid::Uuid::new_v4().to_string())
+        .collect();
+    let entries: Vec<crate::stream::Entry> = events
+        .iter()
+        .zip(&ids)
+        .map(|(event, id)| crate::stream::Entry {
+            partition_key: crate::stream::partition_key(&event.detail, id),
+            data: event.envelope(id, &time).into_bytes(),
+        })
+        .collect();
+    let accepted = crate::stream::put_records(&clients.kinesis, &route.stream, &entries).await?;
+    Ok(events
+        .iter()
+        .zip(ids)
+        .zip(accepted)
+        .map(|((event, id), put_at)| Published {
+            id,
+            expect: match event.expect {
+                Expect::Unrouted => Expect::Rejected,
+                other => other,
+            },
+            group: event.group,
+            symbol: symbol_of(&event.detail),
+            put_at,
+        })
+        .collect())
 }
 
 /// Publishes `events` in batches of ten, several batches in flight, retrying entries the bus

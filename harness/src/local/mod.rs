@@ -132,6 +132,99 @@ fn runner_with_client(
     })
 }
 
+/// The local stand-ins for Lambda's event sources, running: the queue runner (the bus path),
+/// and the stream runner when the stack has a stream.
+pub struct Sources {
+    pub queue: Arc<RunnerStats>,
+    pub stream: Option<Arc<stream::StreamStats>>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<Result<()>>>,
+}
+
+impl Sources {
+    pub fn start(queue: Runner, stream: Option<stream::StreamRunner>) -> Sources {
+        let (stop, stopped) = watch::channel(false);
+        let queue_stats = queue.stats.clone();
+        let mut tasks = vec![tokio::spawn(queue.run(stopped.clone()))];
+        let stream_stats = stream.as_ref().map(|s| s.stats.clone());
+        if let Some(stream) = stream {
+            tasks.push(tokio::spawn(stream.run(stopped)));
+        }
+        Sources {
+            queue: queue_stats,
+            stream: stream_stats,
+            stop,
+            tasks,
+        }
+    }
+
+    /// Events handed to the processor so far: invocations of the queue runner, records the
+    /// stream runner read.
+    pub fn handled(&self) -> u64 {
+        RunnerStats::get(&self.queue.invocations)
+            + self
+                .stream
+                .as_ref()
+                .map_or(0, |s| stream::StreamStats::get(&s.records_read))
+    }
+
+    /// Signals both runners and waits for them to finish what they hold.
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            task.await.context("runner task")??;
+        }
+        Ok(())
+    }
+}
+
+/// The stream runner's line of a summary, when there is a stream.
+pub fn print_stream(stats: Option<&stream::StreamStats>) {
+    {
+        if let Some(stats) = stats {
+            let get = stream::StreamStats::get;
+            println!(
+                "  stream records read          {:>8}  (invocations {}, retried batches {}, bisected {}, redelivered {}, dead-lettered records {} in {} letters)",
+                get(&stats.records_read),
+                get(&stats.invocations),
+                get(&stats.retried_batches),
+                get(&stats.bisected_batches),
+                get(&stats.redelivered_batches),
+                get(&stats.dead_lettered_records),
+                get(&stats.letters)
+            );
+        }
+    }
+}
+
+impl LocalStack {
+    /// The stream runner of this stack, over `processor`; `None` without a stream.
+    pub fn stream_runner(
+        &self,
+        processor: Processor,
+        redeliver_per_mille: u32,
+    ) -> Result<Option<stream::StreamRunner>> {
+        stream::stream_runner(
+            &self.config,
+            &self.model,
+            &self.outputs,
+            processor,
+            redeliver_per_mille,
+        )
+    }
+
+    /// The queue runner and, with a stream, the stream runner, over one processor, started.
+    pub fn start_sources(&self, runner: Runner, redeliver_per_mille: u32) -> Result<Sources> {
+        let stream = self
+            .stream_runner(runner.processor.clone(), redeliver_per_mille)?
+            .map(|mut s| {
+                s.budget = runner.budget;
+                s
+            });
+        Ok(Sources::start(runner, stream))
+    }
+}
+
 /// `cargo xtask local`: replay the bundled session through the whole pipeline and account for
 /// every event.
 pub async fn run(root: &Path, stack: &str, events: usize) -> Result<()> {
@@ -147,10 +240,16 @@ pub async fn run(root: &Path, stack: &str, events: usize) -> Result<()> {
     );
     local.processor_check().await?;
 
-    let runner = local.runner(REDELIVER_PER_MILLE)?;
-    let stats = runner.stats.clone();
-    let (stop, stopped) = watch::channel(false);
-    let runner_task = tokio::spawn(runner.run(stopped));
+    let sources = local.start_sources(local.runner(REDELIVER_PER_MILLE)?, REDELIVER_PER_MILLE)?;
+    let route = scenario::Route::for_stack(&local.model, &local.outputs);
+    if let Some(route) = &route {
+        let classes: Vec<&str> = route.classes.iter().map(|c| c.as_str()).collect();
+        println!(
+            "  stream {} takes the {} events; the bus the rest",
+            route.stream,
+            classes.join(" and ")
+        );
+    }
 
     let end = Utc::now() - chrono::Duration::minutes(1);
     let session = session::session(events, SESSION_SEED, end);
@@ -160,10 +259,15 @@ pub async fn run(root: &Path, stack: &str, events: usize) -> Result<()> {
     );
     let clients = Clients::for_stack(&local.outputs).await;
     let since = Utc::now() - chrono::Duration::seconds(1);
-    let published =
-        publish_with_backpressure(&clients, &local.outputs.event_bus_name, &session, &stats)
-            .await?;
-    drain(&clients, &local.outputs, &stats, published.len()).await?;
+    let published = publish_with_backpressure(
+        &clients,
+        &local.outputs.event_bus_name,
+        route.as_ref(),
+        &session,
+        &sources,
+    )
+    .await?;
+    drain(&clients, &local.outputs, &sources, published.len()).await?;
 
     let window = (end - chrono::Duration::minutes(392), Utc::now());
     let report = scenario::account(
@@ -178,8 +282,9 @@ pub async fn run(root: &Path, stack: &str, events: usize) -> Result<()> {
     )
     .await?;
 
-    let _ = stop.send(true);
-    runner_task.await.context("runner task")??;
+    let stats = sources.queue.clone();
+    let stream_stats = sources.stream.clone();
+    sources.stop().await?;
 
     println!("\nsummary");
     print!("{}", report.table());
@@ -189,6 +294,7 @@ pub async fn run(root: &Path, stack: &str, events: usize) -> Result<()> {
         RunnerStats::get(&stats.failed_attempts),
         RunnerStats::get(&stats.dead_lettered)
     );
+    print_stream(stream_stats.as_deref());
 
     if report.dead_lettered > 0 {
         println!("\nin the DLQ (first 5):");
@@ -241,20 +347,21 @@ pub async fn run(root: &Path, stack: &str, events: usize) -> Result<()> {
 pub async fn publish_with_backpressure(
     clients: &Clients,
     bus: &str,
+    route: Option<&scenario::Route>,
     events: &[session::SampleEvent],
-    stats: &RunnerStats,
+    sources: &Sources,
 ) -> Result<Vec<scenario::Published>> {
     let mut published = Vec::with_capacity(events.len());
     for chunk in events.chunks(PUBLISH_CHUNK) {
-        while published.len() as u64 > RunnerStats::get(&stats.invocations) + MAX_BACKLOG {
+        while published.len() as u64 > sources.handled() + MAX_BACKLOG {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        published.extend(scenario::publish(clients, bus, chunk, |_| {}).await?);
+        published.extend(scenario::publish_routed(clients, bus, route, chunk, None, |_| {}).await?);
         if published.len() % 1000 < PUBLISH_CHUNK || published.len() == events.len() {
             println!(
-                "  published {:>6}   processor invocations {:>6}",
+                "  published {:>6}   handed to the processor {:>6}",
                 published.len(),
-                RunnerStats::get(&stats.invocations)
+                sources.handled()
             );
         }
     }
@@ -266,7 +373,7 @@ pub async fn publish_with_backpressure(
 pub async fn drain(
     clients: &Clients,
     outputs: &Outputs,
-    stats: &RunnerStats,
+    sources: &Sources,
     published: usize,
 ) -> Result<()> {
     let Some(queue) = &outputs.delivery_queue_url else {
@@ -284,10 +391,10 @@ pub async fn drain(
             );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let invocations = RunnerStats::get(&stats.invocations);
+        let invocations = sources.handled();
         if invocations / 1000 != printed {
             printed = invocations / 1000;
-            println!("  processor invocations {invocations:>6} of about {published}");
+            println!("  handed to the processor {invocations:>6} of about {published}");
         }
         let attributes = clients
             .sqs
@@ -307,7 +414,9 @@ pub async fn drain(
         if invocations != last {
             last_progress = std::time::Instant::now();
         }
-        quiet = if waiting == 0 && invocations == last {
+        // The stream is drained when every shard has read all there is and holds nothing.
+        let stream_idle = sources.stream.as_ref().is_none_or(|s| s.idle());
+        quiet = if waiting == 0 && stream_idle && invocations == last {
             quiet + 1
         } else {
             0
