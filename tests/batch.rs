@@ -6,9 +6,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use harness::faults::{FaultProxy, Writes};
+use harness::faults::Writes;
 use harness::stream::{batch, record};
-use processor::Processor;
 use processor::batch::{KinesisEvent, KinesisEventRecord};
 use tests::tables::{Tables, envelope, s, statuses};
 
@@ -57,15 +56,6 @@ fn ids(records: &[HashMap<String, AttributeValue>]) -> Vec<String> {
     let mut ids: Vec<String> = records.iter().map(|r| s(r, names::EVENT_ID)).collect();
     ids.sort();
     ids
-}
-
-async fn faulted(tables: &Tables, writes: Writes) -> (Processor, FaultProxy) {
-    let proxy = FaultProxy::failing(&tests::tables::endpoint(), writes)
-        .await
-        .expect("fault proxy starts");
-    let config = proxy.processor_loader().load().await;
-    let processor = Processor::new(tables.settings(), processor::aws::dynamodb_client(&config));
-    (processor, proxy)
 }
 
 fn mixed_batch() -> KinesisEvent {
@@ -161,7 +151,7 @@ fn batch_of_copies(original: &KinesisEvent, from: u32) -> KinesisEvent {
 async fn the_response_names_exactly_the_records_not_stored_and_a_retry_from_the_checkpoint_stores_each_once()
  {
     let tables = Tables::create().await;
-    let (faulted, proxy) = faulted(&tables, Writes::Records).await;
+    let (faulted, proxy) = tables.faulted(Writes::Records).await;
     let batch = mixed_batch();
 
     let (response, summary) = faulted.process_batch(&batch, "req-1", None).await;
@@ -205,7 +195,7 @@ async fn the_response_names_exactly_the_records_not_stored_and_a_retry_from_the_
 #[tokio::test]
 async fn bisected_halves_store_each_record_once() {
     let tables = Tables::create().await;
-    let (faulted, proxy) = faulted(&tables, Writes::Records).await;
+    let (faulted, proxy) = tables.faulted(Writes::Records).await;
     let whole = mixed_batch();
     let (response, _) = faulted.process_batch(&whole, "req-1", None).await;
     assert_eq!(failed(&response).len(), 5);

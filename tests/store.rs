@@ -3,8 +3,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use harness::faults::{FaultProxy, Writes};
-use processor::Processor;
+use harness::faults::Writes;
 use tests::tables::{BUCKETS, Tables, envelope, n, s, statuses};
 
 const TRADE: &str = r#"{"exchange":"NASDAQ","symbol":"AAPL","price":150.25,"volume":100,"side":"buy","trade_id":"T-1"}"#;
@@ -302,16 +301,6 @@ async fn a_retry_of_the_same_invocation_completes_instead_of_duplicating() {
     assert_eq!(statuses(&tables.audits().await), ["DUPLICATE", "PROCESSED"]);
 }
 
-/// A processor over `tables` whose DynamoDB calls go through a proxy failing `writes`.
-async fn faulted(tables: &Tables, writes: Writes) -> (Processor, FaultProxy) {
-    let proxy = FaultProxy::failing(&tests::tables::endpoint(), writes)
-        .await
-        .expect("fault proxy starts");
-    let config = proxy.processor_loader().load().await;
-    let processor = Processor::new(tables.settings(), processor::aws::dynamodb_client(&config));
-    (processor, proxy)
-}
-
 /// `raw` as the redrive publishes it again: a new envelope id, the original's named in
 /// `resources`, everything else as it was.
 fn redriven(raw: &str, new_id: &str) -> String {
@@ -332,7 +321,7 @@ fn processed(audits: &[HashMap<String, AttributeValue>]) -> Vec<&HashMap<String,
 /// The first copy of a trade claims its guard; every write of its record fails, so it ends in
 /// the DLQ (with dev's 0 async retries, at once) and the guard names a record that is not there.
 async fn stuck_trade(tables: &Tables, id: &str) -> String {
-    let (faulted, proxy) = faulted(tables, Writes::Records).await;
+    let (faulted, proxy) = tables.faulted(Writes::Records).await;
     let raw = envelope(id, "Trade Execution", TRADE);
     let err = faulted.process(&raw, "req-stuck").await.unwrap_err();
     assert!(err.to_string().contains("not stored"), "{err}");
@@ -430,7 +419,7 @@ async fn a_duplicate_writes_the_processed_entry_its_record_lacks() {
     let p = tables.processor();
     // The record lands and every write of its PROCESSED entry fails: the event ends in the DLQ
     // with its record stored.
-    let (faulted, proxy) = faulted(&tables, Writes::Audits).await;
+    let (faulted, proxy) = tables.faulted(Writes::Audits).await;
     let raw = envelope("e-unaudited", "Trade Execution", TRADE);
     let err = faulted.process(&raw, "req-1").await.unwrap_err();
     assert!(

@@ -78,6 +78,19 @@ impl Tables {
         Processor::new(self.settings(), self.client.clone())
     }
 
+    /// A processor over these tables whose DynamoDB calls go through a proxy failing `writes`.
+    pub async fn faulted(
+        &self,
+        writes: harness::faults::Writes,
+    ) -> (Processor, harness::faults::FaultProxy) {
+        let proxy = harness::faults::FaultProxy::failing(&endpoint(), writes)
+            .await
+            .expect("fault proxy starts");
+        let config = proxy.processor_loader().load().await;
+        let processor = Processor::new(self.settings(), processor::aws::dynamodb_client(&config));
+        (processor, proxy)
+    }
+
     /// Every market-data record (guards excluded).
     pub async fn records(&self) -> Vec<HashMap<String, AttributeValue>> {
         self.scan(&self.market_data)
