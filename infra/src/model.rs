@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use crate::stack::principal::Principal;
-use crate::stack::{BillingMode, EventClass, StackConfig, StreamMode};
+use crate::stack::{BillingMode, EventClass, MappingConfig, StackConfig, StreamMode};
 
 pub use alarms::{AlarmKind, AlarmMetric, AlarmSpec, Breach, MetricSpec, MissingData};
 
@@ -127,12 +127,8 @@ pub struct StreamSpec {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MappingSpec {
-    pub batch_size: u32,
-    pub maximum_batching_window_seconds: u32,
-    pub parallelization_factor: u32,
-    pub bisect_batch_on_function_error: bool,
-    pub maximum_record_age_seconds: u32,
-    pub maximum_retry_attempts: u32,
+    /// The stack's tunables, as its file sets them.
+    pub config: MappingConfig,
     pub starting_position: &'static str,
     /// Always `ReportBatchItemFailures`: the processor answers with the records that failed.
     pub function_response_types: Vec<&'static str>,
@@ -376,7 +372,6 @@ impl Model {
                 names::ENV_BATCH_CONCURRENCY.to_string(),
                 k.mapping.concurrent_keys.to_string(),
             );
-            let m = &k.mapping;
             let mut publish = k.publish.clone();
             publish.sort_unstable();
             publish.dedup();
@@ -392,12 +387,7 @@ impl Model {
                     kms_key: STREAM_KMS_KEY,
                 },
                 mapping: MappingSpec {
-                    batch_size: m.batch_size,
-                    maximum_batching_window_seconds: m.maximum_batching_window_seconds,
-                    parallelization_factor: m.parallelization_factor,
-                    bisect_batch_on_function_error: m.bisect_batch_on_function_error,
-                    maximum_record_age_seconds: m.maximum_record_age_seconds,
-                    maximum_retry_attempts: m.maximum_retry_attempts,
+                    config: k.mapping.clone(),
                     starting_position: STARTING_POSITION,
                     function_response_types: vec!["ReportBatchItemFailures"],
                 },
@@ -452,7 +442,7 @@ impl Model {
                 operations: role.table_operations(),
                 stream_record_age_seconds: kinesis
                     .as_ref()
-                    .map(|k| k.mapping.maximum_record_age_seconds),
+                    .map(|k| k.mapping.config.maximum_record_age_seconds),
             },
         );
 

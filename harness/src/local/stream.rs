@@ -137,7 +137,7 @@ impl StreamRunner {
                 .kinesis
                 .get_records()
                 .shard_iterator(&current)
-                .limit(i32::try_from(self.mapping.batch_size).unwrap_or(10_000))
+                .limit(i32::try_from(self.mapping.config.batch_size).unwrap_or(10_000))
                 .send()
                 .await;
             let output = match read {
@@ -210,7 +210,7 @@ impl StreamRunner {
                 Invocation::Done => continue,
                 Invocation::Partial(from) => records[from..].to_vec(),
                 Invocation::Failed => {
-                    if self.mapping.bisect_batch_on_function_error && records.len() > 1 {
+                    if self.mapping.config.bisect_batch_on_function_error && records.len() > 1 {
                         self.stats.bisected_batches.fetch_add(1, Ordering::Relaxed);
                         let (first, second) = records.split_at(records.len() / 2);
                         pending.push_front(Pending {
@@ -231,9 +231,9 @@ impl StreamRunner {
                 .map(|r| r.kinesis.approximate_arrival_timestamp.0)
                 .unwrap_or_else(Utc::now);
             let age = (Utc::now() - oldest).num_seconds();
-            let condition = if age > i64::from(self.mapping.maximum_record_age_seconds) {
+            let condition = if age > i64::from(self.mapping.config.maximum_record_age_seconds) {
                 Some("RecordAgeExceeded")
-            } else if retries >= self.mapping.maximum_retry_attempts {
+            } else if retries >= self.mapping.config.maximum_retry_attempts {
                 Some("RetryAttemptsExhausted")
             } else {
                 None

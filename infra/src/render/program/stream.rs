@@ -28,7 +28,7 @@ pub(super) fn config_entries(kinesis: &KinesisSpec) -> Vec<ConfigEntry> {
         description,
         value,
     };
-    let (s, m) = (&kinesis.stream, &kinesis.mapping);
+    let (s, m) = (&kinesis.stream, &kinesis.mapping.config);
     let mut entries = vec![entry(
         RETENTION,
         "integer",
