@@ -22,7 +22,7 @@ struct MotoStack {
 }
 
 impl MotoStack {
-    async fn create() -> MotoStack {
+    async fn create(name: &str) -> MotoStack {
         let endpoint = endpoint();
         let config = processor::aws::loader()
             .endpoint_url(&endpoint)
@@ -32,8 +32,8 @@ impl MotoStack {
             ))
             .load()
             .await;
-        let mut stack = infra::stack::StackConfig::load(&infra::workspace_root(), "dev")
-            .expect("stacks/dev.yaml loads");
+        let mut stack = infra::stack::StackConfig::load(&infra::workspace_root(), name)
+            .expect("the stack file loads");
         stack.environment = format!("cli{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
         let model = infra::model::Model::from_stack(&stack);
         let provisioned = harness::local::provision::provision(&config, &model, &endpoint)
@@ -109,7 +109,7 @@ fn feed_line(symbol: &str, n: usize) -> String {
 #[test]
 fn send_publishes_a_feed_in_batches_and_names_bad_lines() {
     let rt = runtime();
-    let stack = rt.block_on(MotoStack::create());
+    let stack = rt.block_on(MotoStack::create("dev"));
     let scratch = Scratch::new("send");
     let outputs = stack.write_outputs(&scratch);
     let mut lines: Vec<String> = (1..=12).map(|n| feed_line("SEND", n)).collect();
@@ -159,7 +159,7 @@ fn row(text: &str, label: &str) -> Option<u64> {
 #[test]
 fn dlq_lists_each_error_and_redrive_republishes_what_it_can() {
     let rt = runtime();
-    let stack = rt.block_on(MotoStack::create());
+    let stack = rt.block_on(MotoStack::create("dev"));
     let scratch = Scratch::new("dlq");
     let outputs = stack.write_outputs(&scratch);
     // Recent, to the second as EventBridge writes it: inside the processor's age limit.
@@ -276,7 +276,7 @@ fn dlq_lists_each_error_and_redrive_republishes_what_it_can() {
 #[test]
 fn stack_commands_read_the_outputs_through_pulumi() {
     let rt = runtime();
-    let stack = rt.block_on(MotoStack::create());
+    let stack = rt.block_on(MotoStack::create("dev"));
     let scratch = Scratch::new("e2e-stack");
     scratch.fake_outputs(&stack.outputs.to_string());
 
@@ -331,12 +331,104 @@ fn stack_commands_read_the_outputs_through_pulumi() {
     assert_eq!(delivered.len(), 1, "{delivered:#?}");
 }
 
+/// Every record on the stream, from each shard's start.
+async fn stream_records(
+    config: &aws_config::SdkConfig,
+    stream: &str,
+) -> Vec<aws_sdk_kinesis::types::Record> {
+    let kinesis = aws_sdk_kinesis::Client::new(config);
+    let shards = kinesis
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .expect("list shards");
+    let mut out = Vec::new();
+    for shard in shards.shards() {
+        let iterator = kinesis
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("iterator")
+            .shard_iterator
+            .expect("an iterator");
+        let records = kinesis
+            .get_records()
+            .shard_iterator(iterator)
+            .send()
+            .await
+            .expect("get records");
+        out.extend(records.records().iter().cloned());
+    }
+    out
+}
+
+/// On a stack with the stream path, `send --stack S` puts the classes the stack streams on its
+/// stream with PutRecords, keyed by instrument, and the rest on the bus.
+#[test]
+fn send_routes_streamed_classes_through_put_records() {
+    let rt = runtime();
+    let stack = rt.block_on(MotoStack::create("staging"));
+    let scratch = Scratch::new("send-stream");
+    scratch.fake_outputs(&stack.outputs.to_string());
+    let quote = |n: usize| {
+        format!(
+            r#"{{"source":"market.data","detail-type":"Market Quote","detail":{{"exchange":"NYSE","symbol":"STRM","bid":"10.{n:02}","ask":"10.50","bid_size":1,"ask_size":2}}}}"#
+        )
+    };
+    let lines = [
+        feed_line("BUS", 1),
+        quote(1),
+        quote(2),
+        feed_line("BUS", 2),
+        quote(3),
+    ];
+    let feed = scratch.root.join("feed.jsonl");
+    std::fs::write(&feed, lines.join("\n")).expect("feed");
+    let send = scratch
+        .xtask(&["send", "--stack", "staging", &feed.to_string_lossy()])
+        .output()
+        .expect("run xtask");
+    assert!(send.status.success(), "{}", describe(&send));
+    let stream = stack.outputs["kinesis_stream_name"]
+        .as_str()
+        .expect("staging has a stream")
+        .to_string();
+    assert!(
+        text(&send.stdout).contains(&format!(
+            "published 5 events 2 to bus {} and 3 to stream {stream} (quote)",
+            stack.outputs["event_bus_name"].as_str().unwrap_or("?")
+        )),
+        "{}",
+        describe(&send)
+    );
+    let delivered = rt.block_on(stack.drain(&stack.delivery_url));
+    assert_eq!(delivered.len(), 2, "{delivered:#?}");
+    assert!(delivered.iter().all(|e| e["detail"]["symbol"] == "BUS"));
+    let records = rt.block_on(stream_records(&stack.config, &stream));
+    assert_eq!(records.len(), 3, "{records:?}");
+    let mut bids = Vec::new();
+    for record in &records {
+        assert_eq!(record.partition_key(), Some("NYSE#STRM"));
+        let event: serde_json::Value =
+            serde_json::from_slice(record.data().as_ref()).expect("an envelope");
+        assert!(event["id"].is_string(), "the producer sets the id: {event}");
+        assert_eq!(event["detail-type"], "Market Quote");
+        bids.push(event["detail"]["bid"].as_str().unwrap_or("?").to_string());
+    }
+    // One instrument, one shard: the order is the feed's.
+    assert_eq!(bids, ["10.01", "10.02", "10.03"]);
+}
+
 /// `query --stack S` reads the deployed stack's tables (outputs through pulumi) over the bucket
 /// count of stacks/S.yaml, and merges the buckets newest first.
 #[test]
 fn query_reads_every_bucket_of_a_deployed_stack_newest_first() {
     let rt = runtime();
-    let stack = rt.block_on(MotoStack::create());
+    let stack = rt.block_on(MotoStack::create("dev"));
     let scratch = Scratch::new("query");
     scratch.fake_outputs(&stack.outputs.to_string());
     let buckets = stack.model.table_settings.index_buckets;

@@ -1,4 +1,6 @@
-//! A user's feed file onto a stack's bus: one EventBridge entry per JSON line.
+//! A user's feed file onto a stack: one event per JSON line, each through the path its stack
+//! routes its class by (the stream's PutRecords for the classes of `kinesis.publish`, the bus
+//! otherwise).
 
 use std::io::Write;
 use std::path::Path;
@@ -30,7 +32,22 @@ pub async fn send_to(
     file: &Path,
 ) -> Result<()> {
     let (outputs, _) = crate::aws::deployed::load(root, source).await?;
-    send(&outputs, file).await
+    send(root, source, &outputs, file).await
+}
+
+/// How the stack routes its events: from its config, found as `dlq` finds it. Outputs without a
+/// stream need none.
+fn route_of(
+    root: &Path,
+    source: &crate::aws::deployed::Source,
+    outputs: &Outputs,
+) -> Result<Option<scenario::Route>> {
+    if outputs.kinesis_stream_name.is_none() {
+        return Ok(None);
+    }
+    let model = crate::dlq::stack_model(root, source, outputs, None)
+        .context("the outputs name a stream: its stack config says which events it carries")?;
+    Ok(scenario::Route::for_stack(&model, outputs))
 }
 
 /// Reads a JSON Lines feed: good entries, and one message per bad line with its number.
@@ -72,25 +89,55 @@ pub fn read_feed(text: &str) -> (Vec<SampleEvent>, Vec<String>) {
 /// Publishes a feed file to the stack's bus (`cargo xtask send`, `cargo xtask local send`):
 /// every good line, in batches, with failed entries retried; bad lines are named and fail the
 /// command after the rest went out.
-pub async fn send(outputs: &Outputs, file: &Path) -> Result<()> {
+pub async fn send(
+    root: &Path,
+    source: &crate::aws::deployed::Source,
+    outputs: &Outputs,
+    file: &Path,
+) -> Result<()> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let (events, errors) = read_feed(&text);
     for error in &errors {
         eprintln!("{}: {error}", file.display());
     }
+    let route = route_of(root, source, outputs)?;
     let clients = Clients::for_stack(outputs).await;
     let total = events.len();
-    let published = scenario::publish(&clients, &outputs.event_bus_name, &events, move |n| {
-        print!("\r  published {n}/{total}");
-        let _ = std::io::stdout().flush();
-    })
+    let published = scenario::publish_routed(
+        &clients,
+        &outputs.event_bus_name,
+        route.as_ref(),
+        &events,
+        None,
+        move |n| {
+            print!("\r  published {n}/{total}");
+            let _ = std::io::stdout().flush();
+        },
+    )
     .await?;
     println!();
+    let streamed = route
+        .as_ref()
+        .map_or(0, |route| events.iter().filter(|e| route.takes(e)).count());
+    let paths = match &route {
+        Some(route) if streamed > 0 => format!(
+            "{} to bus {} and {streamed} to stream {} ({})",
+            published.len() - streamed,
+            outputs.event_bus_name,
+            route.stream,
+            route
+                .classes
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => format!("to bus {}", outputs.event_bus_name),
+    };
     println!(
-        "published {} events to {}; {} lines skipped",
+        "published {} events {paths}; {} lines skipped",
         published.len(),
-        outputs.event_bus_name,
         errors.len()
     );
     if !errors.is_empty() {

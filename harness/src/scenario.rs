@@ -69,7 +69,8 @@ impl Route {
         })
     }
 
-    fn takes(&self, event: &SampleEvent) -> bool {
+    /// Whether the stack sends `event` through its stream.
+    pub fn takes(&self, event: &SampleEvent) -> bool {
         infra::stack::EventClass::of_detail_type(&event.detail_type)
             .is_some_and(|class| self.classes.contains(&class))
     }
@@ -654,17 +655,36 @@ pub struct DeadLetter {
     pub error: String,
 }
 
-/// The DLQ's messages, read without consuming them.
+/// The DLQ's messages, read without consuming them; a stream letter as one per event of its
+/// batch, read back from the stream.
 pub async fn peek_dlq(clients: &Clients, dlq_url: &str) -> Result<Vec<DeadLetter>> {
-    Ok(crate::dlq::list(&clients.sqs, dlq_url)
-        .await?
-        .into_iter()
-        .map(|letter| DeadLetter {
-            // A copy that failed again counts for the event it copies.
-            event_id: letter.record_id().map(String::from),
-            error: letter.error,
-        })
-        .collect())
+    let mut out = Vec::new();
+    for letter in crate::dlq::list(&clients.sqs, dlq_url).await? {
+        let Some(batch) = &letter.batch else {
+            out.push(DeadLetter {
+                // A copy that failed again counts for the event it copies.
+                event_id: letter.record_id().map(String::from),
+                error: letter.error,
+            });
+            continue;
+        };
+        match crate::dlq::stream::read(&clients.kinesis, batch).await {
+            Ok(records) => out.extend(records.into_iter().map(|record| {
+                DeadLetter {
+                    event_id: record
+                        .event
+                        .ok()
+                        .and_then(|e| e.record_id().map(String::from)),
+                    error: letter.error.clone(),
+                }
+            })),
+            Err(_) => out.push(DeadLetter {
+                event_id: None,
+                error: format!("{} (its batch can no longer be read)", letter.error),
+            }),
+        }
+    }
+    Ok(out)
 }
 
 fn text(item: &HashMap<String, AttributeValue>, key: &str) -> Option<String> {

@@ -1,8 +1,11 @@
 //! One DLQ message, decoded: which producer wrote it, the error it carries, and the event inside.
 //!
-//! Three producers write to the queue, each in its own shape:
+//! Four producers write to the queue, each in its own shape:
 //! - Lambda's on-failure destination: a JSON record with the event under `requestPayload` and
 //!   the error under `responsePayload` (`errorType`, `errorMessage`);
+//! - the stream's event source mapping, as its on-failure destination: a JSON record with no
+//!   payload, only where the failed batch lies in the stream (`KinesisBatchInfo`); its records
+//!   are read back from the stream ([`super::stream`]);
 //! - the function's dead-letter config: the bare event, with `ErrorCode` and `ErrorMessage`
 //!   message attributes;
 //! - an EventBridge rule target's dead-letter config: the bare event, with `ERROR_CODE` and
@@ -18,6 +21,7 @@ use serde_json::value::RawValue;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
     LambdaDestination,
+    StreamDestination,
     LambdaDeadLetter,
     RuleTarget,
     Unknown,
@@ -27,6 +31,7 @@ impl Origin {
     pub fn describe(self) -> &'static str {
         match self {
             Origin::LambdaDestination => "Lambda on-failure destination",
+            Origin::StreamDestination => "stream event source mapping",
             Origin::LambdaDeadLetter => "Lambda dead-letter queue",
             Origin::RuleTarget => "EventBridge rule target",
             Origin::Unknown => "unknown producer",
@@ -70,8 +75,37 @@ pub struct Letter {
     pub sent_at: Option<DateTime<Utc>>,
     pub origin: Origin,
     pub error: String,
-    /// The event, or why it cannot be published again.
+    /// The event, or why it cannot be published again. A stream letter holds no event: see
+    /// `batch`.
     pub event: Result<Event, String>,
+    /// For a stream letter: where its records lie.
+    pub batch: Option<StreamBatch>,
+}
+
+/// Where the records of a failed stream batch lie: Lambda sends this, not the records, so they
+/// must be read back while the stream still holds them (its retention).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct StreamBatch {
+    #[serde(rename = "shardId")]
+    pub shard_id: String,
+    #[serde(rename = "startSequenceNumber")]
+    pub start_sequence_number: String,
+    #[serde(rename = "endSequenceNumber")]
+    pub end_sequence_number: String,
+    #[serde(rename = "batchSize")]
+    pub batch_size: usize,
+    #[serde(rename = "streamArn")]
+    pub stream_arn: String,
+}
+
+#[derive(Deserialize)]
+struct StreamRecord {
+    #[serde(rename = "KinesisBatchInfo")]
+    batch: StreamBatch,
+    #[serde(rename = "requestContext", default)]
+    request_context: Option<serde_json::Value>,
+    #[serde(rename = "responseContext", default)]
+    response_context: Option<serde_json::Value>,
 }
 
 impl Letter {
@@ -122,14 +156,39 @@ pub fn decode(
     attributes: &BTreeMap<String, String>,
 ) -> Letter {
     let attribute = |name: &str| attributes.get(name).map(String::as_str);
+    let field = |value: &Option<serde_json::Value>, key: &str| {
+        value
+            .as_ref()
+            .and_then(|v| v.get(key))
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), String::from))
+            .filter(|text| !text.is_empty())
+    };
+    if let Ok(record) = serde_json::from_str::<StreamRecord>(body) {
+        let condition = field(&record.request_context, "condition")
+            .unwrap_or_else(|| "no condition recorded".to_string());
+        let error = match field(&record.response_context, "functionError") {
+            Some(kind) => format!("{condition} (function error {kind})"),
+            None => condition,
+        };
+        let batch = record.batch;
+        return Letter {
+            message_id: message_id.to_string(),
+            receipt_handle: receipt_handle.map(String::from),
+            sent_at: None,
+            origin: Origin::StreamDestination,
+            error,
+            event: Err(format!(
+                "a stream batch of {} records ({} {}..{}): they are read back from the stream",
+                batch.batch_size,
+                batch.shard_id,
+                batch.start_sequence_number,
+                batch.end_sequence_number
+            )),
+            batch: Some(batch),
+        };
+    }
     let (origin, error, payload) =
         if let Ok(record) = serde_json::from_str::<DestinationRecord>(body) {
-            let field = |value: &Option<serde_json::Value>, key: &str| {
-                value
-                    .as_ref()
-                    .and_then(|v| v.get(key))
-                    .map(|v| v.as_str().map_or_else(|| v.to_string(), String::from))
-            };
             let mut error = match (
                 field(&record.response_payload, "errorType"),
                 field(&record.response_payload, "errorMessage"),
@@ -175,10 +234,12 @@ pub fn decode(
         origin,
         error,
         event: event_of(payload),
+        batch: None,
     }
 }
 
-fn event_of(payload: &str) -> Result<Event, String> {
+/// The event an EventBridge envelope holds (a DLQ payload, or a stream record's data).
+pub fn event_of(payload: &str) -> Result<Event, String> {
     let envelope: Envelope = serde_json::from_str(payload)
         .map_err(|e| format!("the payload is not an EventBridge event: {e}"))?;
     let missing = |field: &str| format!("the event has no {field}");

@@ -3,13 +3,15 @@
 //!
 //! - [`letter`]: one message decoded, whichever of the three producers wrote it;
 //! - [`policy`]: what the stack lets a redrive publish (its rules, the processor's age limit);
-//! - [`redrive`]: the bounded run that decides, publishes, deletes and watches the copies.
+//! - [`redrive`]: the bounded run that decides, publishes, deletes and watches the copies;
+//! - [`stream`]: the records of a stream letter, read back from the stream.
 //!
 //! docs/recovery.md is the operator's side of this.
 
 pub mod letter;
 pub mod policy;
 pub mod redrive;
+pub mod stream;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -200,6 +202,7 @@ pub fn print(url: &str, letters: &[Letter]) {
                 );
                 println!("    detail  {}", shorten(&event.detail, 300));
             }
+            Err(why) if letter.batch.is_some() => println!("    batch   {why}"),
             Err(why) => println!("    cannot be redriven: {why}"),
         }
     }

@@ -12,6 +12,13 @@
 //! run (a copy that failed again, or any new failure) is hidden until the run ends and then
 //! released for the next one, so a failure that lasts cannot keep a run going. After publishing,
 //! the run watches each copy for a bounded time: stored, failed again, or no outcome seen.
+//!
+//! A stream letter names a batch, not an event: its records are read back from the stream
+//! ([`super::stream`]) and each is one part of the letter, decided like a letter of its own
+//! (a record already stored, such as one of another partition key that shared the batch, is
+//! done). The letter is deleted once every part is published or done; a part kept keeps the
+//! whole letter, and the next run reads the batch again. A record whose data holds no event is
+//! put back on the stream as it was: the processor rejects and audits it there.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -71,6 +78,9 @@ pub enum Hold {
     Undecodable,
     /// The bus did not accept its event.
     Refused,
+    /// A stream letter whose batch cannot be read back: the stream no longer holds it (past
+    /// its retention), or reading failed.
+    Unreadable,
     /// Its event was published, but deleting the letter failed; the next run finds the event
     /// stored and deletes it then.
     NotDeleted,
@@ -83,6 +93,7 @@ impl Hold {
             Hold::TooOld => "kept: too old",
             Hold::Undecodable => "kept: undecodable",
             Hold::Refused => "kept: bus refused",
+            Hold::Unreadable => "kept: batch unreadable",
             Hold::NotDeleted => "kept: not deleted",
         }
     }
@@ -133,8 +144,11 @@ pub struct Redriven {
     pub audit_table: String,
     pub started: DateTime<Utc>,
     pub settle: Duration,
-    /// Letters that were in the queue when the run started, and that it read.
+    /// Letters that were in the queue when the run started, and that it read; a stream letter
+    /// counts once per record of its batch.
     pub read: usize,
+    /// Records of stream letters that hold no event, put back on the stream.
+    pub restreamed: usize,
     pub copies: Vec<Republished>,
     /// Letters deleted: those whose event was published, and those stored already.
     pub deleted: usize,
@@ -187,6 +201,7 @@ impl Redriven {
             ),
             ("  failed again", self.failed_again()),
             ("  no outcome seen", self.count(|o| *o == Outcome::Unseen)),
+            ("put back on the stream", self.restreamed),
             ("deleted", self.deleted),
             ("  already stored", self.already_stored),
         ];
@@ -195,6 +210,7 @@ impl Redriven {
             Hold::TooOld,
             Hold::Undecodable,
             Hold::Refused,
+            Hold::Unreadable,
             Hold::NotDeleted,
         ] {
             rows.push((hold.label(), self.kept_for(&hold)));
@@ -254,6 +270,13 @@ impl Redriven {
 /// A letter this run holds hidden, by message id: its latest receipt handle.
 type Held = HashMap<String, String>;
 
+/// A stream letter's parts not yet published or done, and whether one of them was kept.
+#[derive(Debug, Default)]
+struct Parts {
+    open: usize,
+    kept: bool,
+}
+
 struct Run<'a> {
     clients: &'a Clients,
     outputs: &'a Outputs,
@@ -261,6 +284,8 @@ struct Run<'a> {
     options: &'a Options,
     hold_seconds: i32,
     held: Held,
+    /// Stream letters by message id.
+    parts: HashMap<String, Parts>,
     /// Every message id this run has received, held or deleted.
     seen: HashSet<String>,
     /// Record id -> index in `report.copies`.
@@ -283,6 +308,7 @@ pub async fn redrive(
         options,
         hold_seconds: i32::try_from(hold.min(43_200)).unwrap_or(43_200),
         held: Held::new(),
+        parts: HashMap::new(),
         seen: HashSet::new(),
         published: HashMap::new(),
         report: Redriven {
@@ -292,6 +318,7 @@ pub async fn redrive(
             started: Utc::now(),
             settle: options.settle,
             read: 0,
+            restreamed: 0,
             copies: Vec::new(),
             deleted: 0,
             already_stored: 0,
@@ -385,6 +412,9 @@ impl Run<'_> {
     }
 
     fn keep(&mut self, letter: &Letter, hold: Hold, why: String) {
+        if let Some(parts) = self.parts.get_mut(&letter.message_id) {
+            parts.kept = true;
+        }
         self.report.kept.push(Kept {
             message_id: letter.message_id.clone(),
             event_id: letter.record_id().map(String::from),
@@ -393,8 +423,73 @@ impl Run<'_> {
         });
     }
 
+    /// Each stream letter replaced by its parts, one per record of its batch; other letters as
+    /// they are.
+    async fn expand(&mut self, letters: Vec<Letter>) -> Vec<Letter> {
+        let mut out = Vec::with_capacity(letters.len());
+        for letter in letters {
+            let Some(batch) = letter.batch.clone() else {
+                out.push(letter);
+                continue;
+            };
+            let records = match super::stream::read(&self.clients.kinesis, &batch).await {
+                Ok(records) if !records.is_empty() => records,
+                Ok(_) => {
+                    self.report.read += 1;
+                    let why = format!(
+                        "no record of {} {}..{} could be read",
+                        batch.shard_id, batch.start_sequence_number, batch.end_sequence_number
+                    );
+                    self.keep(&letter, Hold::Unreadable, why);
+                    continue;
+                }
+                Err(unreadable) => {
+                    self.report.read += 1;
+                    let why = match unreadable {
+                        super::stream::Unreadable::Gone(why) => why,
+                        super::stream::Unreadable::Failed(err) => format!("{err:#}"),
+                    };
+                    self.keep(&letter, Hold::Unreadable, why);
+                    continue;
+                }
+            };
+            let (events, raw): (Vec<_>, Vec<_>) =
+                records.into_iter().partition(|r| r.event.is_ok());
+            let parts = self.parts.entry(letter.message_id.clone()).or_default();
+            parts.open += events.len() + usize::from(!raw.is_empty());
+            for record in events {
+                out.push(Letter {
+                    event: record.event,
+                    batch: None,
+                    ..letter.clone()
+                });
+            }
+            if raw.is_empty() {
+                continue;
+            }
+            self.report.read += raw.len();
+            let entries: Vec<crate::stream::Entry> = raw
+                .into_iter()
+                .map(|r| crate::stream::Entry {
+                    partition_key: r.partition_key,
+                    data: r.data,
+                })
+                .collect();
+            let stream = super::stream::stream_name(&batch.stream_arn);
+            match crate::stream::put_records(&self.clients.kinesis, stream, &entries).await {
+                Ok(_) => {
+                    self.report.restreamed += entries.len();
+                    self.delete(&letter).await;
+                }
+                Err(err) => self.keep(&letter, Hold::Refused, format!("{err:#}")),
+            }
+        }
+        out
+    }
+
     /// Decide, publish, delete, for one batch of letters from before the run.
     async fn handle(&mut self, letters: Vec<Letter>) -> Result<()> {
+        let letters = self.expand(letters).await;
         let now = Utc::now();
         // One PutEvents entry per distinct event of the batch; the letters each stands for.
         let mut groups: Vec<(String, Event, Vec<Letter>)> = Vec::new();
@@ -507,6 +602,12 @@ impl Run<'_> {
     /// Deletes a letter whose event is published or stored. A failed delete leaves it held; the
     /// next run meets its event stored.
     async fn delete(&mut self, letter: &Letter) {
+        if let Some(parts) = self.parts.get_mut(&letter.message_id) {
+            parts.open = parts.open.saturating_sub(1);
+            if parts.open > 0 || parts.kept {
+                return;
+            }
+        }
         let Some(handle) = self.held.get(&letter.message_id).cloned() else {
             return;
         };
@@ -855,6 +956,192 @@ mod tests {
             assert_eq!(event["time"], time.as_str());
             assert_eq!(event["detail"]["volume"], 100);
         }
+    }
+
+    /// The staging stack's resources, stream included, under a fresh suffix.
+    async fn stream_stack() -> (Outputs, Clients, Policy) {
+        let mut config =
+            StackConfig::load(&infra::workspace_root(), "staging").expect("staging stack");
+        config.environment = format!("dlqs{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let endpoint = crate::moto::shared().endpoint.clone();
+        let sdk = local_sdk_config(&endpoint).await;
+        let model = Model::from_stack(&config);
+        let outputs = provision::provision(&sdk, &model, &endpoint)
+            .await
+            .expect("provision");
+        let clients = Clients::for_stack(&outputs).await;
+        (outputs, clients, Policy::for_stack(&model).expect("policy"))
+    }
+
+    fn quote(id: &str, symbol: &str, time: &str) -> String {
+        format!(
+            r#"{{"version":"0","id":"{id}","detail-type":"Market Quote","source":"market.data","account":"123456789012","time":"{time}","region":"us-east-1","resources":[],"detail":{{"exchange":"NYSE","symbol":"{symbol}","bid":"10.10","ask":"10.20","bid_size":5,"ask_size":7}}}}"#
+        )
+    }
+
+    /// Puts one record and answers its shard and sequence number.
+    async fn put_record(
+        clients: &Clients,
+        stream: &str,
+        key: &str,
+        data: &[u8],
+    ) -> (String, String) {
+        let out = clients
+            .kinesis
+            .put_record()
+            .stream_name(stream)
+            .partition_key(key)
+            .data(aws_sdk_kinesis::primitives::Blob::new(data.to_vec()))
+            .send()
+            .await
+            .expect("put record");
+        (
+            out.shard_id().to_string(),
+            out.sequence_number().to_string(),
+        )
+    }
+
+    fn stream_letter(shard: &str, first: &str, last: &str, size: usize, arn: &str) -> String {
+        serde_json::json!({
+            "requestContext": {"requestId": "r", "condition": "RetryAttemptsExhausted", "approximateInvokeCount": 3},
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "version": "1.0",
+            "KinesisBatchInfo": {
+                "shardId": shard, "startSequenceNumber": first, "endSequenceNumber": last,
+                "batchSize": size, "streamArn": arn,
+            }
+        })
+        .to_string()
+    }
+
+    /// A stream letter's batch is read back: its events are published like any letter's, its
+    /// record without an event goes back on the stream, and the letter goes once all are done.
+    /// A batch the stream no longer holds keeps its letter.
+    #[tokio::test]
+    async fn a_stream_letter_is_read_back_published_record_by_record_and_then_deleted() {
+        let (outputs, clients, policy) = stream_stack().await;
+        let stream = outputs
+            .kinesis_stream_name
+            .clone()
+            .expect("staging has a stream");
+        let arn = outputs.kinesis_stream_arn.clone().expect("stream arn");
+        let time = recent();
+        // One key, so one shard holds all three, in this order.
+        let key = "NYSE#IBM";
+        let (shard, first) = put_record(
+            &clients,
+            &stream,
+            key,
+            quote("q-1", "IBM", &time).as_bytes(),
+        )
+        .await;
+        put_record(&clients, &stream, key, &[0xff, 0xfe, b'{']).await;
+        let (_, last) = put_record(
+            &clients,
+            &stream,
+            key,
+            quote("q-2", "IBM", &time).as_bytes(),
+        )
+        .await;
+        // A record after the range stays out of it.
+        put_record(
+            &clients,
+            &stream,
+            key,
+            quote("q-3", "IBM", &time).as_bytes(),
+        )
+        .await;
+        let dlq = &outputs.dlq_url;
+        put(
+            &clients,
+            dlq,
+            &stream_letter(&shard, &first, &last, 3, &arn),
+            &[],
+        )
+        .await;
+        let peeked = crate::scenario::peek_dlq(&clients, dlq)
+            .await
+            .expect("peek");
+        let ids: Vec<Option<&str>> = peeked.iter().map(|l| l.event_id.as_deref()).collect();
+        assert_eq!(ids, [Some("q-1"), None, Some("q-2")], "{peeked:?}");
+        assert!(
+            peeked[0].error.contains("RetryAttemptsExhausted"),
+            "{peeked:?}"
+        );
+
+        let done = redrive(&clients, &outputs, &policy, &quick())
+            .await
+            .expect("redrive");
+        assert_eq!(
+            (
+                done.read,
+                done.copies.len(),
+                done.restreamed,
+                done.deleted,
+                done.kept.len()
+            ),
+            (3, 2, 1, 1, 0),
+            "{}",
+            done.report()
+        );
+        let ids: Vec<&str> = done.copies.iter().map(|c| c.record_id.as_str()).collect();
+        assert_eq!(ids, ["q-1", "q-2"]);
+        assert!(
+            super::super::list(&clients.sqs, dlq)
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        let delivery = outputs.delivery_queue_url.as_deref().expect("local stack");
+        let got = delivered(&clients, delivery).await;
+        assert_eq!(got.len(), 2, "{got:#?}");
+        for event in &got {
+            assert_eq!(event["detail-type"], "Market Quote");
+            assert_eq!(event["time"], time.as_str());
+        }
+        // The garbage went back on the stream, after q-3.
+        let (_, after) = put_record(&clients, &stream, key, b"marker").await;
+        let batch = super::super::letter::StreamBatch {
+            shard_id: shard.clone(),
+            start_sequence_number: first.clone(),
+            end_sequence_number: after,
+            batch_size: 6,
+            stream_arn: arn.clone(),
+        };
+        let all = super::super::stream::read(&clients.kinesis, &batch)
+            .await
+            .expect("read");
+        let data: Vec<&[u8]> = all.iter().map(|r| r.data.as_slice()).collect();
+        assert_eq!(data.len(), 6);
+        assert_eq!(data[4], [0xff, 0xfe, b'{']);
+
+        // A batch of a stream that is gone: the letter stays, and says why.
+        put(
+            &clients,
+            dlq,
+            &stream_letter(
+                &shard,
+                &first,
+                &last,
+                3,
+                &arn.replace(&stream, "no-such-stream"),
+            ),
+            &[],
+        )
+        .await;
+        let done = redrive(&clients, &outputs, &policy, &quick())
+            .await
+            .expect("redrive");
+        assert_eq!(done.kept.len(), 1, "{}", done.report());
+        assert_eq!(done.kept[0].hold, Hold::Unreadable);
+        assert!(done.copies.is_empty());
+        assert_eq!(
+            super::super::list(&clients.sqs, dlq)
+                .await
+                .expect("list")
+                .len(),
+            1
+        );
     }
 
     #[tokio::test]

@@ -545,8 +545,10 @@ pub async fn query_command(root: &Path, args: &query::Args) -> Result<()> {
 
 /// `cargo xtask local send FILE`: a feed file onto the local stack's bus.
 pub async fn send(root: &Path, file: &Path) -> Result<()> {
-    let outputs = Outputs::read(&outputs::local_path(root))?;
-    crate::publish::send(&outputs, file).await
+    let path = outputs::local_path(root);
+    let outputs = Outputs::read(&path)?;
+    let source = crate::aws::deployed::Source::File(path);
+    crate::publish::send(root, &source, &outputs, file).await
 }
 
 pub fn print_rows(rows: &[HashMap<String, AttributeValue>]) {
