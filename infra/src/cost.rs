@@ -5,9 +5,10 @@ use crate::model::Model;
 use crate::stack::{Architecture, BillingMode, LogLevel, StackConfig};
 
 /// A month as AWS prices it: 730 hours.
-const DAYS_PER_MONTH: f64 = 730.0 / 24.0;
-const KIB: f64 = 1024.0;
-const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+pub(crate) const HOURS_PER_MONTH: f64 = 730.0;
+pub(crate) const DAYS_PER_MONTH: f64 = HOURS_PER_MONTH / 24.0;
+pub(crate) const KIB: f64 = 1024.0;
+pub(crate) const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// A unit price and where it is published.
 #[derive(Debug, Clone, Copy)]
@@ -92,6 +93,34 @@ pub const ALARM_HIGH_RESOLUTION: Price = Price {
     usd: 0.30,
     per: "per alarm metric-month, high resolution (period under 60 s)",
     page: "https://aws.amazon.com/cloudwatch/pricing/",
+};
+/// The day the Kinesis prices below were last compared with their page.
+pub const KINESIS_PRICES_REVIEWED: &str = "2026-12-02";
+/// Kinesis Data Streams bills on-demand data in and out per record rounded up to 1 KB.
+pub const KINESIS_ON_DEMAND_STREAM_HOUR: Price = Price {
+    usd: 0.04,
+    per: "per stream-hour, on-demand",
+    page: "https://aws.amazon.com/kinesis/data-streams/pricing/",
+};
+pub const KINESIS_ON_DEMAND_INGESTED: Price = Price {
+    usd: 0.08,
+    per: "per GB ingested, on-demand (each record rounded up to 1 KB)",
+    page: "https://aws.amazon.com/kinesis/data-streams/pricing/",
+};
+pub const KINESIS_ON_DEMAND_RETRIEVED: Price = Price {
+    usd: 0.04,
+    per: "per GB retrieved, on-demand (each record rounded up to 1 KB)",
+    page: "https://aws.amazon.com/kinesis/data-streams/pricing/",
+};
+pub const KINESIS_SHARD_HOUR: Price = Price {
+    usd: 0.015,
+    per: "per shard-hour, provisioned",
+    page: "https://aws.amazon.com/kinesis/data-streams/pricing/",
+};
+pub const KINESIS_PUT_PAYLOAD_UNITS: Price = Price {
+    usd: 0.014,
+    per: "per million PUT payload units (25 KB each), provisioned",
+    page: "https://aws.amazon.com/kinesis/data-streams/pricing/",
 };
 
 /// Item sizes the processor writes (attribute names and values together).
@@ -186,12 +215,67 @@ impl Estimate {
     }
 }
 
+/// What events are, as far as their writes differ.
+#[derive(Debug, Clone, Copy)]
+pub struct Mix {
+    /// Share of valid events that are trades with a `trade_id` (each writes a guard item).
+    pub trade_share: f64,
+    /// Share of events rejected by validation.
+    pub rejected_share: f64,
+}
+
+/// Write request units of a number of events, by table. Items are written with plain PutItem,
+/// so a unit per started KB; every index projects all attributes, so an item an index covers
+/// costs its units once more per index.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WriteUnits {
+    /// market-data with its indexes.
+    pub market: f64,
+    /// audit-trail with its index.
+    pub audit: f64,
+    /// market-data alone: records and guards.
+    pub market_table: f64,
+    /// Each market-data index: the records. Guards have no symbol or exchange and stay out.
+    pub market_index: f64,
+    /// audit-trail alone, and again in each of its indexes: every audit entry is indexed.
+    pub audit_table: f64,
+}
+
+/// What `events` events of `mix` write, the way the processor writes them (one record and one
+/// audit entry per valid event, a guard per trade, one audit entry with the raw event per
+/// rejected event), whichever path delivered them: the batch path stores each record as the
+/// bus path stores its event.
+pub fn write_units(model: &Model, events: f64, mix: Mix) -> WriteUnits {
+    let rejected = events * mix.rejected_share;
+    let valid = events - rejected;
+    let trades = valid * mix.trade_share;
+    let market_indexes = model.tables[0].indexes.len() as f64;
+    let audit_indexes = model.tables[1].indexes.len() as f64;
+    let record = item_write_units(RECORD_KB);
+    let guard = item_write_units(GUARD_KB);
+    let audit_table =
+        valid * item_write_units(AUDIT_KB) + rejected * item_write_units(REJECTED_AUDIT_KB);
+    WriteUnits {
+        market: valid * record * (1.0 + market_indexes) + trades * guard,
+        audit: valid * item_write_units(AUDIT_KB) * (1.0 + audit_indexes)
+            + rejected * item_write_units(REJECTED_AUDIT_KB) * (1.0 + audit_indexes),
+        market_table: valid * record + trades * guard,
+        market_index: valid * record,
+        audit_table,
+    }
+}
+
+/// [`write_units`] of one event.
+pub fn write_units_per_event(model: &Model, mix: Mix) -> WriteUnits {
+    write_units(model, 1.0, mix)
+}
+
 fn millions(n: f64) -> String {
     format!("{:.2} M", n / 1e6)
 }
 
 /// `5000000` as `5,000,000`.
-fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -204,7 +288,7 @@ fn thousands(n: u64) -> String {
 }
 
 /// A unit price with its significant digits and at least cents: `1.00`, `0.625`, `0.0000133334`.
-fn usd(value: f64) -> String {
+pub(crate) fn usd(value: f64) -> String {
     let text = format!("{value:.10}");
     let trimmed = text.trim_end_matches('0');
     let decimals = trimmed.split('.').nth(1).map_or(0, str::len);
@@ -225,7 +309,7 @@ fn line(item: impl Into<String>, quantity: String, price: Price, units: f64) -> 
 }
 
 /// Write request units of one item: one per started KB.
-fn write_units(kb: f64) -> f64 {
+fn item_write_units(kb: f64) -> f64 {
     kb.ceil().max(1.0)
 }
 
@@ -241,8 +325,8 @@ pub fn estimate(config: &StackConfig, model: &Model, traffic: &Traffic) -> Estim
     let valid = events_month - rejected;
     let trades = valid * traffic.trade_share;
     // Every index of both tables projects all attributes, so each item the index covers is
-    // written and stored once more per index. Guard items have no symbol or exchange and stay
-    // out of the market-data indexes.
+    // stored once more per index (and written once more: `write_units`). Guard items have no
+    // symbol or exchange and stay out of the market-data indexes.
     let market_indexes = model.tables[0].indexes.len() as f64;
     let audit_indexes = model.tables[1].indexes.len() as f64;
 
@@ -277,10 +361,16 @@ pub fn estimate(config: &StackConfig, model: &Model, traffic: &Traffic) -> Estim
         gb_seconds,
     ));
 
-    let market_writes =
-        valid * write_units(RECORD_KB) * (1.0 + market_indexes) + trades * write_units(GUARD_KB);
-    let audit_writes = valid * write_units(AUDIT_KB) * (1.0 + audit_indexes)
-        + rejected * write_units(REJECTED_AUDIT_KB) * (1.0 + audit_indexes);
+    let writes = write_units(
+        model,
+        events_month,
+        Mix {
+            trade_share: traffic.trade_share,
+            rejected_share: traffic.rejected_share,
+        },
+    );
+    let market_writes = writes.market;
+    let audit_writes = writes.audit;
     match config.dynamodb.billing_mode {
         BillingMode::PayPerRequest => {
             for (table, writes) in [
@@ -300,7 +390,7 @@ pub fn estimate(config: &StackConfig, model: &Model, traffic: &Traffic) -> Estim
             let write = f64::from(config.dynamodb.write_capacity.unwrap_or(0));
             // Capacity is set per table and per index.
             let holders = 2.0 + market_indexes + audit_indexes;
-            let hours = 730.0;
+            let hours = HOURS_PER_MONTH;
             lines.push(line(
                 "DynamoDB provisioned writes",
                 format!("{write} WCU x {holders} tables and indexes x {hours} h"),

@@ -1,11 +1,13 @@
 //! The infrastructure as data: a stack's config (`stacks/<env>.yaml`, [`stack`]) becomes a
 //! resource model ([`model`]), the model a Pulumi YAML program ([`render`]), and the program is
 //! checked against the provider's schema ([`schema`]) and the project's rules ([`policy`]).
-//! [`cost`] prices a model at a given traffic; [`outputs`] is what a deployed stack reports.
+//! [`cost`] prices a model at a given traffic, [`capacity`] holds its ingest paths to AWS's
+//! quotas at a given rate; [`outputs`] is what a deployed stack reports.
 //!
 //! No AWS SDK, no async runtime, no HTTP: Pulumi's compiler command (`pulumi-program`) builds
 //! only this crate and `names`.
 
+pub mod capacity;
 pub mod cost;
 pub mod model;
 pub mod outputs;

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use harness::aws::deployed;
 use harness::ship::{build, deploy, pulumi, verify};
 use harness::{bench, dlq, e2e, fuzz, local, publish, query};
-use infra::{cost, render, stack, workspace_root};
+use infra::{capacity, cost, render, stack, workspace_root};
 
 #[derive(Parser)]
 #[command(
@@ -210,6 +210,29 @@ enum Command {
         /// Share of events rejected by validation, in percent.
         #[arg(long, default_value_t = 2.0)]
         rejected_percent: f64,
+    },
+    /// What a stack's ingest paths need at a rate (PutEvents, target invocations, Lambda
+    /// concurrency, Kinesis shards, DynamoDB write units), against AWS's quotas: the limit each
+    /// path reaches first, and the cost per million events and per month.
+    Capacity {
+        #[arg(long)]
+        stack: String,
+        /// Events per second over every ingest path.
+        #[arg(long)]
+        events_per_second: u64,
+        /// Share (0-1) of events that are trades; the rest are quotes.
+        #[arg(long, default_value_t = capacity::DEFAULT_TRADE_SHARE, value_parser = share)]
+        trade_share: f64,
+        /// Duration of one bus-path invocation, in ms (default: an assumption until measured).
+        #[arg(long)]
+        duration_ms: Option<f64>,
+        /// Duration of one full stream batch (the mapping's batch_size), in ms (default: an
+        /// assumption until measured).
+        #[arg(long)]
+        batch_duration_ms: Option<f64>,
+        /// Entries per PutEvents request the producers send (default: the limit, 10).
+        #[arg(long)]
+        entries_per_request: Option<u32>,
     },
 }
 
@@ -420,6 +443,23 @@ fn run(cli: Cli) -> Result<()> {
             let traffic =
                 cost::Traffic::new(events_per_day, duration_ms, trade_percent, rejected_percent)?;
             cost::run(root, &stack, &traffic)
+        }
+        Command::Capacity {
+            stack,
+            events_per_second,
+            trade_share,
+            duration_ms,
+            batch_duration_ms,
+            entries_per_request,
+        } => {
+            let load = capacity::Load::new(
+                events_per_second,
+                trade_share,
+                duration_ms,
+                batch_duration_ms,
+                entries_per_request,
+            )?;
+            capacity::run(root, &stack, &load)
         }
     }
 }
