@@ -3,14 +3,17 @@
 //! instructions per event (it collects only inside `measured_loop`).
 //!
 //! ```text
-//! hot_path [--events FILE] [--count N] [--passes N] [--mode process|items] [--logs] [--out FILE]
+//! hot_path [--events FILE] [--count N] [--passes N] [--mode process|items|batch]
+//!          [--batch-size N] [--logs] [--out FILE]
 //! ```
 //!
 //! `--events` is a file of EventBridge events, one JSON document per line (default: a built-in
 //! session of `--count` events). `--mode process` (default) runs `Processor::process`, the
 //! deployed code path, with a DynamoDB client whose connector answers without a socket;
 //! `--mode items` stops at the DynamoDB items (decode, validate, dedupe key, guard, record,
-//! PROCESSED audit). `--logs` turns on the JSON log line and the EMF metrics line that the
+//! PROCESSED audit). `--mode batch` hands the same events to `Processor::process_batch` as
+//! Kinesis records, `--batch-size` to an invocation (default 500), keyed by instrument as the
+//! publisher keys them; the batches are built before the clock starts. `--logs` turns on the JSON log line and the EMF metrics line that the
 //! Lambda writes per event (to stdout: send it to /dev/null). The result is one JSON line,
 //! written to `--out` or stderr.
 
@@ -28,6 +31,7 @@ use harness::offline;
 enum Mode {
     Process,
     Items,
+    Batch,
 }
 
 /// What the measured loop needs, built once before it.
@@ -36,6 +40,8 @@ struct Run<'a> {
     processor: &'a Processor,
     rules: &'a Rules,
     mode: Mode,
+    /// For [`Mode::Batch`]: the events as Kinesis batches.
+    batches: Vec<processor::batch::KinesisEvent>,
 }
 
 struct Args {
@@ -43,6 +49,7 @@ struct Args {
     count: usize,
     passes: usize,
     mode: Mode,
+    batch_size: usize,
     logs: bool,
     out: Option<String>,
 }
@@ -53,6 +60,7 @@ fn parse_args() -> Result<Args, String> {
         count: 10_000,
         passes: 1,
         mode: Mode::Process,
+        batch_size: 500,
         logs: false,
         out: None,
     };
@@ -67,7 +75,18 @@ fn parse_args() -> Result<Args, String> {
                 args.mode = match value()?.as_str() {
                     "process" => Mode::Process,
                     "items" => Mode::Items,
-                    other => return Err(format!("--mode {other:?}: expected process or items")),
+                    "batch" => Mode::Batch,
+                    other => {
+                        return Err(format!(
+                            "--mode {other:?}: expected process, items or batch"
+                        ));
+                    }
+                }
+            }
+            "--batch-size" => {
+                args.batch_size = value()?.parse().map_err(|e| format!("--batch-size: {e}"))?;
+                if !(1..=10_000).contains(&args.batch_size) {
+                    return Err("--batch-size: Lambda takes 1 to 10000 records".into());
                 }
             }
             "--logs" => args.logs = true,
@@ -122,17 +141,26 @@ fn run() -> Result<(), String> {
         max_future_skew_seconds: settings.max_future_skew_seconds,
         max_event_age_seconds: settings.max_event_age_seconds,
     };
+    let batches = match args.mode {
+        Mode::Batch => batches(&events, args.batch_size)?,
+        _ => Vec::new(),
+    };
     let run = Run {
         runtime: &runtime,
         processor: &processor,
         rules: &rules,
         mode: args.mode,
+        batches,
     };
 
     // One untimed pass over a slice warms the allocator, the SDK's lazily built parts and the
     // caches, as the first invocations of a warm Lambda would.
     let warm = events.len().min(200);
-    run_events(&run, &events[..warm], &request_ids, 1);
+    if run.mode == Mode::Batch {
+        run_batches(&run, &run.batches[..1], 1);
+    } else {
+        run_events(&run, &events[..warm], &request_ids, 1);
+    }
 
     let started = Instant::now();
     let counts = measured_loop(&run, &events, &request_ids, args.passes);
@@ -157,7 +185,57 @@ fn run() -> Result<(), String> {
 /// warm-up calls [`run_events`] directly and is not collected).
 #[inline(never)]
 fn measured_loop(run: &Run, events: &[String], request_ids: &[String], passes: usize) -> [u64; 3] {
-    run_events(run, events, request_ids, passes)
+    match run.mode {
+        Mode::Batch => run_batches(run, &run.batches, passes),
+        _ => run_events(run, events, request_ids, passes),
+    }
+}
+
+/// The events as Kinesis batches of `size` records, one shard, keyed by instrument.
+fn batches(events: &[String], size: usize) -> Result<Vec<processor::batch::KinesisEvent>, String> {
+    let arrival = Utc::now();
+    let arn = "arn:aws:kinesis:us-east-1:123456789012:stream/market-data-stream-bench";
+    let mut records = Vec::with_capacity(events.len());
+    for (n, raw) in events.iter().enumerate() {
+        let detail = serde_json::from_str::<serde_json::Value>(raw)
+            .ok()
+            .and_then(|v| v.get("detail").map(|d| d.to_string()))
+            .unwrap_or_default();
+        let key = harness::stream::partition_key(&detail, &format!("event-{n}"));
+        let sequence = format!("{:056}", n + 1);
+        let record = harness::stream::record(
+            "shardId-000000000000",
+            &sequence,
+            &key,
+            raw.as_bytes(),
+            arn,
+            arrival,
+        )
+        .map_err(|e| format!("building record {n}: {e}"))?;
+        records.push(record);
+    }
+    Ok(records
+        .chunks(size)
+        .map(|chunk| harness::stream::batch(chunk.to_vec()))
+        .collect())
+}
+
+/// Every batch `passes` times, each as one invocation. Records the processor accounts for
+/// count as ok (rejected ones among them cannot be told apart here), the rest as failed.
+#[inline(never)]
+fn run_batches(run: &Run, batches: &[processor::batch::KinesisEvent], passes: usize) -> [u64; 3] {
+    let mut counts = [0u64; 3];
+    for pass in 0..passes {
+        for (n, batch) in batches.iter().enumerate() {
+            let request_id = format!("{pass:04x}{n:04x}-1111-4222-8333-444455556666");
+            let (_, summary) =
+                run.runtime
+                    .block_on(run.processor.process_batch(batch, &request_id, None));
+            counts[0] += summary.accounted as u64;
+            counts[2] += summary.unaccounted as u64;
+        }
+    }
+    counts
 }
 
 /// Everything the processor does per event, `passes` times over `events`.
@@ -173,7 +251,7 @@ fn run_events(run: &Run, events: &[String], request_ids: &[String], passes: usiz
                     Ok(_) => 0,
                     Err(_) => 2,
                 },
-                Mode::Items => items(run, raw, request_id),
+                Mode::Items | Mode::Batch => items(run, raw, request_id),
             };
             counts[slot] += 1;
         }

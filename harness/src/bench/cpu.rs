@@ -17,8 +17,8 @@ pub fn measure(env: &Env, sizes: &Sizes, events: &Path, report: &mut Report) -> 
     let subset = env.dir.join("events-cpu.jsonl");
     write_head(events, &subset, sizes.cpu_events)?;
 
-    let items = hot_path(env, &subset, sizes.cpu_passes_ours, "items", false)?;
-    let ours = hot_path(env, &subset, sizes.cpu_passes_ours, "process", true)?;
+    let items = hot_path(env, &subset, sizes.cpu_passes_ours, "items", false, None)?;
+    let ours = hot_path(env, &subset, sizes.cpu_passes_ours, "process", true, None)?;
     let request = baseline(env, &subset, "request")?;
     let wire = baseline(env, &subset, "wire")?;
     println!(
@@ -112,7 +112,7 @@ pub fn measure(env: &Env, sizes: &Sizes, events: &Path, report: &mut Report) -> 
 }
 
 /// The first `count` lines of `from`.
-fn write_head(from: &Path, to: &Path, count: usize) -> Result<()> {
+pub fn write_head(from: &Path, to: &Path, count: usize) -> Result<()> {
     let text =
         std::fs::read_to_string(from).with_context(|| format!("reading {}", from.display()))?;
     let mut head: String = text.lines().take(count).collect::<Vec<_>>().join("\n");
@@ -140,7 +140,14 @@ impl Loop {
     }
 }
 
-fn hot_path(env: &Env, events: &Path, passes: usize, mode: &str, logs: bool) -> Result<Loop> {
+pub fn hot_path(
+    env: &Env,
+    events: &Path,
+    passes: usize,
+    mode: &str,
+    logs: bool,
+    batch_size: Option<u32>,
+) -> Result<Loop> {
     let out = env.dir.join(format!("hot_path-{mode}.json"));
     let mut command = Command::new(&env.hot_path);
     command
@@ -154,6 +161,9 @@ fn hot_path(env: &Env, events: &Path, passes: usize, mode: &str, logs: bool) -> 
         .stdout(Stdio::null());
     if logs {
         command.arg("--logs");
+    }
+    if let Some(size) = batch_size {
+        command.args(["--batch-size", &size.to_string()]);
     }
     let output = command
         .output()

@@ -1,12 +1,14 @@
 //! `cargo xtask bench`: the processor side by side with the Python 3.11 + boto3 handler it
 //! replaces (`harness/baseline/`), measured in one run on one machine: handler CPU per event,
-//! start-up, peak memory, package size and the local pipeline end to end.
+//! start-up, peak memory, package size and the local pipeline end to end; and its two ingest
+//! paths, per event and in batches, side by side ([`paths`]).
 //!
 //! Every figure is measured the same way for both sides: the same events, the same moto
 //! server, the same Lambda Runtime API emulator, the same clock. Nothing here asserts a
 //! timing; targets are reported as met or not.
 
 mod cpu;
+mod paths;
 mod pipeline;
 mod report;
 mod startup;
@@ -124,17 +126,17 @@ pub async fn run(root: &Path, options: &Options) -> Result<()> {
     let events_path = env.dir.join("events.jsonl");
     write_envelopes(&events_path, &cpu_events)?;
 
-    println!("1/5 handler CPU per event, network taken out");
+    println!("1/6 handler CPU per event, network taken out");
     cpu::measure(&env, &sizes, &events_path, &mut report)?;
 
-    println!("2/5 package size");
+    println!("2/6 package size");
     report.package = Some(measure_package(&env, &mut report)?);
 
     {
-        println!("3/5 start-up and the first invocation (moto + a Runtime API on loopback)");
+        println!("3/6 start-up and the first invocation (moto + a Runtime API on loopback)");
         let local = LocalStack::start(root, "dev").await?;
         startup::measure(&env, &local, &sizes, &mut report).await?;
-        println!("4/5 peak memory after {} invocations", sizes.rss_events);
+        println!("4/6 peak memory after {} invocations", sizes.rss_events);
         let rss_events: Vec<String> = std::fs::read_to_string(&events_path)
             .with_context(|| format!("reading {}", events_path.display()))?
             .lines()
@@ -144,9 +146,22 @@ pub async fn run(root: &Path, options: &Options) -> Result<()> {
         startup::measure_rss(&env, &local, &rss_events, &mut report).await?;
     }
 
-    println!("5/5 the local pipeline end to end");
+    println!("5/6 the local pipeline end to end");
     let session = session::session(sizes.pipeline_events, SESSION_SEED, end);
     pipeline::measure(&env, &session, &mut report).await?;
+
+    println!("6/6 the per-event and batch paths side by side");
+    let paths = paths::measure(&env, &sizes, &events_path)?;
+    println!(
+        "  CPU per event: per-event {:.1} µs, batch {:.1} µs ({:.2}×); cost per million at prod: ${:.3} against ${:.3} ({:.2}×)",
+        paths.cpu_us.0,
+        paths.cpu_us.1,
+        paths.cpu_ratio(),
+        paths.cost_per_million.0,
+        paths.cost_per_million.1,
+        paths.cost_ratio()
+    );
+    report.paths = Some(paths);
 
     report.wall_s = started.elapsed().as_secs_f64();
     report.machine = report::Machine::detect(&env);

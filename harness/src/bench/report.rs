@@ -216,6 +216,7 @@ pub struct Report {
     pub rss_detail: Vec<String>,
     pub package: Option<Package>,
     pub pipeline: Vec<PipelineRun>,
+    pub paths: Option<super::paths::Paths>,
     pub machine: Machine,
     pub wall_s: f64,
 }
@@ -310,6 +311,9 @@ impl Report {
                 )
             }),
         ));
+        if let Some(paths) = &self.paths {
+            targets.extend(paths.targets());
+        }
         targets
     }
 
@@ -364,6 +368,10 @@ impl Report {
                 None => "n/a",
             };
             let _ = writeln!(out, "| {target} | {met} | {measured} |");
+        }
+
+        if let Some(paths) = &self.paths {
+            out.push_str(&paths.markdown());
         }
 
         let _ = writeln!(out, "\n## How each figure is measured\n");
