@@ -135,6 +135,73 @@ async fn a_batch_is_stored_once_and_its_redelivery_stores_nothing_more() {
     assert_eq!(duplicates, 4);
 }
 
+/// The stream path's items go without the index copies it does not need (names::Ingest): a
+/// record is in SymbolIndex only, a PROCESSED entry in no index and found from its record;
+/// DUPLICATE and REJECTED entries are indexed as on the bus, and the bus indexes everything.
+#[tokio::test]
+async fn streamed_items_carry_only_the_stream_paths_index_keys() {
+    let tables = Tables::create().await;
+    let p = tables.processor();
+    let batch = mixed_batch();
+    let (response, _) = p.process_batch(&batch, "req-1", None).await;
+    assert!(failed(&response).is_empty(), "{response:?}");
+    let (response, _) = p
+        .process_batch(&batch_of_copies(&batch, 100), "req-2", None)
+        .await;
+    assert!(failed(&response).is_empty(), "{response:?}");
+    let bus = envelope("bus-1", "Market Quote", &quote("NYSE", "IBM", "7.5"));
+    p.process(&bus, "req-3")
+        .await
+        .expect("the bus event is stored");
+
+    let records = tables.records().await;
+    assert_eq!(records.len(), 5);
+    let mut processed_keys = HashMap::new();
+    for record in &records {
+        let id = s(record, names::EVENT_ID);
+        assert!(record.contains_key(names::SYMBOL_BUCKET), "{record:?}");
+        assert_eq!(
+            record.contains_key(names::EXCHANGE_BUCKET),
+            id == "bus-1",
+            "{record:?}"
+        );
+        processed_keys.insert(
+            processor::item::processed_audit_id(
+                &id,
+                &s(record, names::TIMESTAMP),
+                &s(record, names::RECEIVED_AT),
+            ),
+            id,
+        );
+    }
+    let audits = tables.audits().await;
+    let mut found = 0;
+    for audit in &audits {
+        let status = s(audit, names::STATUS);
+        let id = audit
+            .get(names::EVENT_ID)
+            .map(|_| s(audit, names::EVENT_ID));
+        let indexed = audit.contains_key(names::EVENT_TYPE_BUCKET);
+        match status.as_str() {
+            "PROCESSED" => {
+                // Every PROCESSED entry is the one its record's key names.
+                assert_eq!(processed_keys.get(&s(audit, names::AUDIT_ID)), id.as_ref());
+                found += 1;
+                assert_eq!(indexed, id.as_deref() == Some("bus-1"), "{audit:?}");
+            }
+            _ => assert!(indexed, "{audit:?}"),
+        }
+    }
+    assert_eq!(found, 5);
+    assert_eq!(
+        statuses(&audits)
+            .iter()
+            .filter(|s| *s == "DUPLICATE" || *s == "REJECTED")
+            .count(),
+        8
+    );
+}
+
 /// The records of `batch` put on the stream again, at sequence numbers from `from`.
 fn batch_of_copies(original: &KinesisEvent, from: u32) -> KinesisEvent {
     batch(

@@ -299,6 +299,23 @@ pub async fn records(
     query.run(client).await
 }
 
+/// What a query by exchange cannot show on `model`'s stack: the records its stream path
+/// stored, which are in SymbolIndex only (`names::Ingest`). `None` when it misses nothing.
+pub fn exchange_note(model: &Model, args: &Args) -> Option<String> {
+    let kinesis = model.kinesis.as_ref()?;
+    if args.symbol.is_some() || args.exchange.is_none() || kinesis.publish.is_empty() {
+        return None;
+    }
+    let classes: Vec<&str> = kinesis.publish.iter().map(|c| c.as_str()).collect();
+    Some(format!(
+        "note: this stack streams {}; records that came by the stream are in {} only, so a \
+         query by exchange lists the bus path's records (query those by --symbol, with \
+         --exchange to filter)",
+        classes.join(" and "),
+        names::SYMBOL_INDEX
+    ))
+}
+
 /// `cargo xtask query --stack S`: a deployed stack's newest records of a symbol or exchange,
 /// read over the buckets of the stack's config.
 pub async fn run(root: &Path, stack: &str, args: &Args) -> Result<()> {
@@ -314,6 +331,9 @@ pub async fn run(root: &Path, stack: &str, args: &Args) -> Result<()> {
         None,
     )
     .await?;
+    if let Some(note) = exchange_note(&model, args) {
+        eprintln!("{note}");
+    }
     crate::local::print_rows(&rows);
     Ok(())
 }
@@ -364,7 +384,12 @@ mod tests {
                 names::EXCHANGE.into(),
                 AttributeValue::S(if n % 2 == 0 { "NASDAQ" } else { "BATS" }.into()),
             );
-            processor::item::add_index_keys(&mut record, &names::MARKET_DATA_SCHEMA, buckets);
+            processor::item::add_index_keys(
+                &mut record,
+                &names::MARKET_DATA_SCHEMA,
+                names::MARKET_DATA_SCHEMA.indexes,
+                buckets,
+            );
             client
                 .put_item()
                 .table_name(&table)
@@ -423,5 +448,32 @@ mod tests {
             .expect("query");
         assert_eq!(by_exchange.len(), 20);
         assert_eq!(ids(&by_exchange)[..2], ["ev-01", "ev-03"]);
+    }
+
+    #[test]
+    fn a_query_by_exchange_says_what_the_stream_left_out_of_its_index() {
+        let root = infra::workspace_root();
+        let model = |stack: &str| {
+            let config = StackConfig::load(&root, stack).expect("a shipped stack");
+            Model::from_stack(&config)
+        };
+        let args = |symbol: Option<&str>, exchange: Option<&str>| Args {
+            symbol: symbol.map(String::from),
+            exchange: exchange.map(String::from),
+            since: None,
+            limit: 5,
+        };
+        let note = exchange_note(&model("prod"), &args(None, Some("NASDAQ"))).expect("a note");
+        assert!(note.contains("streams quote"), "{note}");
+        assert!(note.contains(names::SYMBOL_INDEX), "{note}");
+        // By symbol nothing is missing; and dev has no stream.
+        assert_eq!(
+            exchange_note(&model("prod"), &args(Some("AAPL"), Some("NASDAQ"))),
+            None
+        );
+        assert_eq!(
+            exchange_note(&model("dev"), &args(None, Some("NASDAQ"))),
+            None
+        );
     }
 }

@@ -579,6 +579,8 @@ async fn observe(
     copies: &HashMap<String, String>,
 ) -> Result<Observed> {
     let mut observed = Observed::default();
+    // (event_id, timestamp, received_at) of every record: the key of its PROCESSED entry.
+    let mut stored: Vec<(String, String, String)> = Vec::new();
     let from = processor::event::format_timestamp(window.0);
     let to = processor::event::format_timestamp(window.1);
     for symbol in symbols {
@@ -605,6 +607,12 @@ async fn observe(
                 if event != id {
                     observed.absorbed.insert(event, id.clone());
                 }
+            }
+            if let (Some(timestamp), Some(stored_at)) = (
+                text(&item, names::TIMESTAMP),
+                text(&item, names::RECEIVED_AT),
+            ) {
+                stored.push((id.clone(), timestamp, stored_at));
             }
             let entry = observed.records.entry(id).or_insert((0, received_at));
             entry.0 += 1;
@@ -633,8 +641,102 @@ async fn observe(
             }
         }
     }
+    stored.retain(|(id, _, _)| {
+        !observed
+            .audits
+            .get(id)
+            .is_some_and(|s| s.iter().any(|s| s == "PROCESSED"))
+    });
+    for id in processed_by_key(clients, &outputs.audit_trail_table_name, &stored).await? {
+        observed
+            .audits
+            .entry(id)
+            .or_default()
+            .push("PROCESSED".into());
+    }
     observed.dead_lettered = dlq_event_ids(clients, &outputs.dlq_url).await?;
     Ok(observed)
+}
+
+/// The event ids among `records` (event_id, timestamp, received_at) whose PROCESSED entry
+/// exists, read by the key each record gives: a streamed entry is in no index
+/// ([`names::Ingest`]).
+async fn processed_by_key(
+    clients: &Clients,
+    table: &str,
+    records: &[(String, String, String)],
+) -> Result<Vec<String>> {
+    // BatchGetItem's most keys per request.
+    const KEYS_PER_REQUEST: usize = 100;
+    let mut found = Vec::new();
+    for chunk in records.chunks(KEYS_PER_REQUEST) {
+        let mut keys: Vec<HashMap<String, AttributeValue>> = chunk
+            .iter()
+            .map(|(id, timestamp, received_at)| {
+                HashMap::from([
+                    (
+                        names::AUDIT_ID.to_string(),
+                        AttributeValue::S(processor::item::processed_audit_id(
+                            id,
+                            timestamp,
+                            received_at,
+                        )),
+                    ),
+                    (
+                        names::TIMESTAMP.to_string(),
+                        AttributeValue::S(received_at.clone()),
+                    ),
+                ])
+            })
+            .collect();
+        // Keys DynamoDB leaves unprocessed (throttled) are asked again, a few times.
+        for round in 0.. {
+            if keys.is_empty() {
+                break;
+            }
+            if round == 8 {
+                bail!(
+                    "{table} left {} keys unread after {round} BatchGetItem rounds",
+                    keys.len()
+                );
+            }
+            if round > 0 {
+                tokio::time::sleep(Duration::from_millis(50 << round)).await;
+            }
+            let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut keys)))
+                .projection_expression("#e, #s")
+                .expression_attribute_names("#e", names::EVENT_ID)
+                .expression_attribute_names("#s", names::STATUS)
+                .build()
+                .context("building a BatchGetItem request")?;
+            let reply = clients
+                .dynamodb
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+                .map_err(|e| sdk_error("BatchGetItem", e))
+                .with_context(|| format!("reading PROCESSED entries from {table}"))?;
+            for item in reply
+                .responses()
+                .and_then(|r| r.get(table))
+                .into_iter()
+                .flatten()
+            {
+                if let (Some(id), Some("PROCESSED")) = (
+                    text(item, names::EVENT_ID),
+                    text(item, names::STATUS).as_deref(),
+                ) {
+                    found.push(id);
+                }
+            }
+            if let Some(rest) = reply.unprocessed_keys().and_then(|u| u.get(table)) {
+                keys = rest.keys().to_vec();
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// Event ids in the DLQ, read without consuming the messages.

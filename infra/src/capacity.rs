@@ -100,6 +100,16 @@ pub enum Path {
     Stream,
 }
 
+impl Path {
+    /// How the processor writes what the path delivers.
+    pub fn ingest(self) -> names::Ingest {
+        match self {
+            Path::Bus => names::Ingest::Bus,
+            Path::Stream => names::Ingest::Stream,
+        }
+    }
+}
+
 /// A limit and what sets it (a quota in a region, the stack's config).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limit {
@@ -277,11 +287,8 @@ fn path_cost(plan: &Plan<'_>, path: Path, rate: f64, trades: f64) -> PathCost {
         }
     }
     if plan.model.table_settings.billing_mode == BillingMode::PayPerRequest {
-        let writes = plan.writes(events, trades);
-        month += per_million(
-            cost::DYNAMODB_ON_DEMAND_WRITES,
-            writes.market + writes.audit,
-        );
+        let writes = plan.writes(path, events, trades);
+        month += per_million(cost::DYNAMODB_ON_DEMAND_WRITES, writes.total());
     }
     PathCost {
         per_month: month,

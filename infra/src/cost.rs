@@ -226,7 +226,8 @@ pub struct Mix {
 
 /// Write request units of a number of events, by table. Items are written with plain PutItem,
 /// so a unit per started KB; every index projects all attributes, so an item an index covers
-/// costs its units once more per index.
+/// costs its units once more in that index. Which indexes cover which item depends on the path
+/// the events came by ([`names::Ingest`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WriteUnits {
     /// market-data with its indexes.
@@ -235,39 +236,68 @@ pub struct WriteUnits {
     pub audit: f64,
     /// market-data alone: records and guards.
     pub market_table: f64,
-    /// Each market-data index: the records. Guards have no symbol or exchange and stay out.
-    pub market_index: f64,
-    /// audit-trail alone, and again in each of its indexes: every audit entry is indexed.
+    /// audit-trail alone.
     pub audit_table: f64,
+    /// The records alone (no guards: those have no symbol or exchange and stay out of the
+    /// indexes): what each index that takes a record copies.
+    pub records: f64,
+    /// The PROCESSED entries alone, and the other audit entries.
+    pub processed_audits: f64,
+    pub other_audits: f64,
+    pub ingest: names::Ingest,
 }
 
-/// What `events` events of `mix` write, the way the processor writes them (one record and one
-/// audit entry per valid event, a guard per trade, one audit entry with the raw event per
-/// rejected event), whichever path delivered them: the batch path stores each record as the
-/// bus path stores its event.
-pub fn write_units(model: &Model, events: f64, mix: Mix) -> WriteUnits {
+impl WriteUnits {
+    /// What the index `name`, of either table, takes.
+    pub fn index(&self, name: &str) -> f64 {
+        let covers = |indexes: &[names::IndexSchema]| indexes.iter().any(|i| i.name == name);
+        let mut units = 0.0;
+        if covers(self.ingest.record_indexes()) {
+            units += self.records;
+        }
+        if covers(self.ingest.processed_audit_indexes()) {
+            units += self.processed_audits;
+        }
+        if covers(names::AUDIT_TRAIL_SCHEMA.indexes) {
+            units += self.other_audits;
+        }
+        units
+    }
+
+    /// Everything, both tables with their indexes.
+    pub fn total(&self) -> f64 {
+        self.market + self.audit
+    }
+}
+
+/// What `events` events of `mix`, arrived by `ingest`, write, the way the processor writes
+/// them: one record and one PROCESSED entry per valid event, a guard per trade, one REJECTED
+/// entry with the raw event per rejected event.
+pub fn write_units(events: f64, mix: Mix, ingest: names::Ingest) -> WriteUnits {
     let rejected = events * mix.rejected_share;
     let valid = events - rejected;
     let trades = valid * mix.trade_share;
-    let market_indexes = model.tables[0].indexes.len() as f64;
-    let audit_indexes = model.tables[1].indexes.len() as f64;
-    let record = item_write_units(RECORD_KB);
-    let guard = item_write_units(GUARD_KB);
-    let audit_table =
-        valid * item_write_units(AUDIT_KB) + rejected * item_write_units(REJECTED_AUDIT_KB);
+    let records = valid * item_write_units(RECORD_KB);
+    let guards = trades * item_write_units(GUARD_KB);
+    let processed_audits = valid * item_write_units(AUDIT_KB);
+    let other_audits = rejected * item_write_units(REJECTED_AUDIT_KB);
+    let copies = |indexes: &[names::IndexSchema]| indexes.len() as f64;
     WriteUnits {
-        market: valid * record * (1.0 + market_indexes) + trades * guard,
-        audit: valid * item_write_units(AUDIT_KB) * (1.0 + audit_indexes)
-            + rejected * item_write_units(REJECTED_AUDIT_KB) * (1.0 + audit_indexes),
-        market_table: valid * record + trades * guard,
-        market_index: valid * record,
-        audit_table,
+        market: records * (1.0 + copies(ingest.record_indexes())) + guards,
+        audit: processed_audits * (1.0 + copies(ingest.processed_audit_indexes()))
+            + other_audits * (1.0 + copies(names::AUDIT_TRAIL_SCHEMA.indexes)),
+        market_table: records + guards,
+        audit_table: processed_audits + other_audits,
+        records,
+        processed_audits,
+        other_audits,
+        ingest,
     }
 }
 
 /// [`write_units`] of one event.
-pub fn write_units_per_event(model: &Model, mix: Mix) -> WriteUnits {
-    write_units(model, 1.0, mix)
+pub fn write_units_per_event(mix: Mix, ingest: names::Ingest) -> WriteUnits {
+    write_units(1.0, mix, ingest)
 }
 
 fn millions(n: f64) -> String {
@@ -362,12 +392,13 @@ pub fn estimate(config: &StackConfig, model: &Model, traffic: &Traffic) -> Estim
     ));
 
     let writes = write_units(
-        model,
         events_month,
         Mix {
             trade_share: traffic.trade_share,
             rejected_share: traffic.rejected_share,
         },
+        // Every event priced here comes by the bus (EventBridge events, one invocation each).
+        names::Ingest::Bus,
     );
     let market_writes = writes.market;
     let audit_writes = writes.audit;

@@ -266,6 +266,46 @@ pub const AUDIT_TRAIL_SCHEMA: TableSchema = TableSchema {
     ttl_attribute: EXPIRES_AT,
 };
 
+/// The path an event arrived by, as far as the items written for it differ.
+///
+/// The stream carries the volume, so its items go without the index copies its access
+/// patterns do not need; each copy is a write unit per item (every index projects ALL):
+/// - a streamed record is in `SymbolIndex` only: quotes are read a symbol at a time, and
+///   `ExchangeIndex` would double the stream's busiest write for a query that a stack's bus
+///   path (trades, on the shipped stacks) still answers;
+/// - a streamed PROCESSED entry is in no index: its key derives from its record's
+///   (`processor::item::processed_audit_id`), so the record leads to it. DUPLICATE, REJECTED and FAILED
+///   entries stay in `EventTypeIndex` on either path: they are few, and they are what an
+///   operator looks for by type.
+///
+/// ARCHITECTURE.md ("Index keys") has the arithmetic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingest {
+    /// EventBridge, one event per invocation; also every redriven or replayed copy.
+    Bus,
+    /// Kinesis, in batches.
+    Stream,
+}
+
+impl Ingest {
+    /// The indexes a market-data record of this path is copied into.
+    pub fn record_indexes(self) -> &'static [IndexSchema] {
+        match self {
+            Ingest::Bus => MARKET_DATA_SCHEMA.indexes,
+            Ingest::Stream => &[SYMBOL_INDEX_SCHEMA],
+        }
+    }
+
+    /// The indexes a PROCESSED audit entry of this path is copied into. Every other audit
+    /// entry is in all of [`AUDIT_TRAIL_SCHEMA`]'s.
+    pub fn processed_audit_indexes(self) -> &'static [IndexSchema] {
+        match self {
+            Ingest::Bus => AUDIT_TRAIL_SCHEMA.indexes,
+            Ingest::Stream => &[],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,13 +40,14 @@ impl Processor {
         budget: Option<Duration>,
     ) -> (KinesisEventResponse, BatchSummary) {
         let deadline = budget.map(|b| Instant::now() + b);
+        let streamed = self.streamed();
         let records = &batch.records;
         let keys = group_by_partition_key(records);
         let concurrency = usize::try_from(self.settings().batch_concurrency)
             .unwrap_or(1)
             .max(1);
         let mut unaccounted: Vec<usize> = stream::iter(keys)
-            .map(|indices| self.process_key(records, indices, request_id, deadline))
+            .map(|indices| streamed.process_key(records, indices, request_id, deadline))
             .buffer_unordered(concurrency)
             .collect::<Vec<Vec<usize>>>()
             .await

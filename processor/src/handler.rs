@@ -94,6 +94,15 @@ impl Processor {
         }
     }
 
+    /// This processor, writing its items the way the stream path indexes them
+    /// ([`names::Ingest`]).
+    pub fn streamed(&self) -> Processor {
+        Processor {
+            store: self.store.streamed(),
+            ..self.clone()
+        }
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.settings
     }

@@ -92,17 +92,23 @@ fn expires_at(event_time: DateTime<Utc>, ttl_days: u32) -> i64 {
     event_time.timestamp() + i64::from(ttl_days) * 86_400
 }
 
-/// Adds the index partition keys of `schema` to an item of its table: for each index whose
+/// Adds the partition keys of `indexes` (some or all of `schema`'s: [`names::Ingest`]) to an
+/// item of `schema`'s table: for each index whose
 /// plain attribute the item has, that value with the item's bucket ([`names::bucket_key`]).
 /// The bucket derives from the item's table key, unique per item, so a hot exchange's items
 /// spread over every bucket and a rewrite of the same item keeps its bucket. An item without
 /// the attribute (a dedupe guard) stays out of that index.
-pub fn add_index_keys(item: &mut Item, schema: &names::TableSchema, buckets: u16) {
+pub fn add_index_keys(
+    item: &mut Item,
+    schema: &names::TableSchema,
+    indexes: &[names::IndexSchema],
+    buckets: u16,
+) {
     let bucket = match item.get(schema.hash_key) {
         Some(AttributeValue::S(unique)) => names::bucket_of(unique, buckets),
         _ => return,
     };
-    for index in schema.indexes {
+    for index in indexes {
         let key = match item.get(index.bucketed) {
             Some(AttributeValue::S(value)) => names::bucket_key(value, bucket),
             _ => continue,
@@ -210,17 +216,8 @@ pub struct AuditContext<'a> {
 /// time, `received_at`), so writing it again after a lost reply or a retried invocation
 /// overwrites the same entry: one PROCESSED entry per record, however often it is written.
 pub fn processed_audit(event: &MarketEvent, received_at: &str, ctx: &AuditContext) -> Item {
-    let digest = Sha256::new()
-        .chain_update(event.record_id.as_bytes())
-        .chain_update(b"\n")
-        .chain_update(event.timestamp_key().as_bytes())
-        .chain_update(b"\n")
-        .chain_update(received_at.as_bytes())
-        .finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
     let mut item = audit_base(
-        uuid_text(uuid::Uuid::new_v8(bytes)),
+        processed_audit_id(&event.record_id, &event.timestamp_key(), received_at),
         received_at.to_string(),
         Status::Processed,
         "stored",
@@ -228,6 +225,23 @@ pub fn processed_audit(event: &MarketEvent, received_at: &str, ctx: &AuditContex
     );
     describe_event(&mut item, event);
     item
+}
+
+/// The `audit_id` of the PROCESSED entry of the record keyed (`event_id`, `timestamp`) and
+/// stored at `received_at` (the entry's sort key): a name-based UUID (version 8) from the first
+/// 16 bytes of SHA-256 over the three, newline-separated. A reader finds a record's entry from
+/// the record alone, which is how a streamed entry, in no index, is found. Never change it.
+pub fn processed_audit_id(event_id: &str, timestamp: &str, received_at: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(event_id.as_bytes())
+        .chain_update(b"\n")
+        .chain_update(timestamp.as_bytes())
+        .chain_update(b"\n")
+        .chain_update(received_at.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid_text(uuid::Uuid::new_v8(bytes))
 }
 
 /// A DUPLICATE or FAILED entry: one per delivery, so each gets a fresh id.
@@ -383,7 +397,12 @@ mod tests {
     fn index_keys_carry_the_plain_value_and_the_bucket_of_the_table_key() {
         let event = trade();
         let mut record = record(&event, None, Utc::now(), "r-1", 30);
-        add_index_keys(&mut record, &names::MARKET_DATA_SCHEMA, 16);
+        add_index_keys(
+            &mut record,
+            &names::MARKET_DATA_SCHEMA,
+            names::MARKET_DATA_SCHEMA.indexes,
+            16,
+        );
         let bucket = names::bucket_of(&event.record_id, 16);
         assert_eq!(
             record.get(names::EXCHANGE_BUCKET),
@@ -398,7 +417,12 @@ mod tests {
         let key = dedupe_key(&event).expect("a trade with an id");
         let mut guard = guard(&event, &key, 30);
         let before = guard.clone();
-        add_index_keys(&mut guard, &names::MARKET_DATA_SCHEMA, 16);
+        add_index_keys(
+            &mut guard,
+            &names::MARKET_DATA_SCHEMA,
+            names::MARKET_DATA_SCHEMA.indexes,
+            16,
+        );
         assert_eq!(guard, before, "guards stay out of the indexes");
 
         let ctx = AuditContext {
@@ -408,7 +432,12 @@ mod tests {
             retention_days: 30,
         };
         let mut audit = processed_audit(&event, "2026-01-01T00:00:00.000Z", &ctx);
-        add_index_keys(&mut audit, &names::AUDIT_TRAIL_SCHEMA, 16);
+        add_index_keys(
+            &mut audit,
+            &names::AUDIT_TRAIL_SCHEMA,
+            names::AUDIT_TRAIL_SCHEMA.indexes,
+            16,
+        );
         let Some(AttributeValue::S(audit_id)) = audit.get(names::AUDIT_ID) else {
             panic!("no audit id: {audit:?}");
         };

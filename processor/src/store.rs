@@ -54,6 +54,8 @@ pub struct Store {
     audit_trail_table: String,
     /// Every item is written with its index keys here, whichever path built it.
     index_buckets: u16,
+    /// Which index copies the items get.
+    ingest: names::Ingest,
 }
 
 impl Store {
@@ -68,6 +70,24 @@ impl Store {
             market_data_table,
             audit_trail_table,
             index_buckets,
+            ingest: names::Ingest::Bus,
+        }
+    }
+
+    /// This store, writing items the way the stream path indexes them.
+    pub fn streamed(&self) -> Store {
+        Store {
+            ingest: names::Ingest::Stream,
+            ..self.clone()
+        }
+    }
+
+    /// The indexes an audit entry goes into: a PROCESSED entry's depend on the path.
+    fn audit_indexes(&self, audit: &Item) -> &'static [names::IndexSchema] {
+        if text(audit, names::STATUS) == Some(item::Status::Processed.as_str()) {
+            self.ingest.processed_audit_indexes()
+        } else {
+            names::AUDIT_TRAIL_SCHEMA.indexes
         }
     }
 
@@ -162,7 +182,12 @@ impl Store {
 
     /// A conditional put into the market-data table; `Some(existing)` when the key was taken.
     async fn put_if_absent(&self, mut item: Item) -> Result<Option<Item>, StoreError> {
-        item::add_index_keys(&mut item, &names::MARKET_DATA_SCHEMA, self.index_buckets);
+        item::add_index_keys(
+            &mut item,
+            &names::MARKET_DATA_SCHEMA,
+            self.ingest.record_indexes(),
+            self.index_buckets,
+        );
         let result = self
             .client
             .put_item()
@@ -185,7 +210,13 @@ impl Store {
 
     /// Writes one audit entry.
     pub async fn write_audit(&self, mut audit: Item) -> Result<(), StoreError> {
-        item::add_index_keys(&mut audit, &names::AUDIT_TRAIL_SCHEMA, self.index_buckets);
+        let indexes = self.audit_indexes(&audit);
+        item::add_index_keys(
+            &mut audit,
+            &names::AUDIT_TRAIL_SCHEMA,
+            indexes,
+            self.index_buckets,
+        );
         self.client
             .put_item()
             .table_name(&self.audit_trail_table)
@@ -199,7 +230,13 @@ impl Store {
     /// Writes an audit entry unless its key exists: the PROCESSED entry a later copy writes on
     /// behalf of a stored record, which must not overwrite what the storing invocation wrote.
     pub async fn backfill_audit(&self, mut audit: Item) -> Result<(), StoreError> {
-        item::add_index_keys(&mut audit, &names::AUDIT_TRAIL_SCHEMA, self.index_buckets);
+        let indexes = self.audit_indexes(&audit);
+        item::add_index_keys(
+            &mut audit,
+            &names::AUDIT_TRAIL_SCHEMA,
+            indexes,
+            self.index_buckets,
+        );
         let result = self
             .client
             .put_item()

@@ -122,8 +122,7 @@ pub fn measure(env: &Env, sizes: &Sizes, events: &Path) -> Result<Paths> {
         trade_share: capacity::DEFAULT_TRADE_SHARE,
         rejected_share: 0.0,
     };
-    let units = cost::write_units_per_event(&model, mix);
-    let units = units.market + units.audit;
+    let units = |path: capacity::Path| cost::write_units_per_event(mix, path.ingest()).total();
     Ok(Paths {
         events: cpu_events(&subset)?,
         batch_size,
@@ -136,8 +135,8 @@ pub fn measure(env: &Env, sizes: &Sizes, events: &Path) -> Result<Paths> {
             invocations.0 * invocation_ms.0 / 1000.0 * memory_gb,
             invocations.1 * invocation_ms.1 / 1000.0 * memory_gb,
         ),
-        // Both paths store an event with the same items (cost::write_units).
-        write_units_per_event: (units, units),
+        // The same items, indexed as each path indexes them (names::Ingest).
+        write_units_per_event: (units(capacity::Path::Bus), units(capacity::Path::Stream)),
         cost_per_million: (
             cost_of(capacity::Path::Bus)?,
             cost_of(capacity::Path::Stream)?,
@@ -264,10 +263,11 @@ impl Paths {
         );
         let _ = writeln!(
             out,
-            "- *write units per event*: a record and its two index copies, an audit entry and \
-             its index copy, a guard per trade: the same items on both paths \
-             (`infra::cost::write_units`), so DynamoDB, most of either path's cost, is not \
-             cheaper by batching."
+            "- *write units per event*: by the bus, a record and its two index copies, a \
+             PROCESSED entry and its index copy, a guard per trade; by the stream, the record \
+             in SymbolIndex only and the PROCESSED entry in no index (`names::Ingest`, \
+             `infra::cost::write_units`). DynamoDB is most of either path's cost, so these \
+             copies, not the batching, decide the ratio."
         );
         out
     }

@@ -539,6 +539,9 @@ pub async fn query_command(root: &Path, args: &query::Args) -> Result<()> {
         None,
     )
     .await?;
+    if let Some(note) = query::exchange_note(&model, args) {
+        eprintln!("{note}");
+    }
     print_rows(&rows);
     Ok(())
 }

@@ -112,16 +112,17 @@ impl Plan<'_> {
         }
     }
 
-    pub(super) fn writes(&self, rate: f64, trades: f64) -> cost::WriteUnits {
+    pub(super) fn writes(&self, path: Path, rate: f64, trades: f64) -> cost::WriteUnits {
         let mix = Mix {
             trade_share: trades,
             rejected_share: 0.0,
         };
-        cost::write_units(self.model, rate, mix)
+        cost::write_units(rate, mix, path.ingest())
     }
 
-    /// Per table and per index, and on the hottest index partition: the same for both paths.
-    fn table_checks(&self) -> Vec<Check<'_>> {
+    /// Per table and per index, and on the hottest index partition, of what `path` writes: the
+    /// paths index their items differently ([`names::Ingest`]).
+    fn table_checks(&self, path: Path) -> Vec<Check<'_>> {
         let settings = &self.model.table_settings;
         let limit = |what: &str| match (settings.billing_mode, settings.capacity) {
             (BillingMode::Provisioned, Some(capacity)) => Limit {
@@ -138,28 +139,32 @@ impl Plan<'_> {
             what: format!("{} WRU/s, table", market.name),
             limit: Some(limit("table")),
             shared: Some("market table"),
-            need: Box::new(|rate, trades| self.writes(rate, trades).market_table),
+            need: Box::new(move |rate, trades| self.writes(path, rate, trades).market_table),
         }];
         for index in &market.indexes {
             checks.push(Check {
                 what: format!("{} WRU/s, {}", market.name, index.name),
                 limit: Some(limit("index")),
                 shared: Some(index.name),
-                need: Box::new(|rate, trades| self.writes(rate, trades).market_index),
+                need: Box::new(move |rate, trades| {
+                    self.writes(path, rate, trades).index(index.name)
+                }),
             });
         }
         checks.push(Check {
             what: format!("{} WRU/s, table", audit.name),
             limit: Some(limit("table")),
             shared: Some("audit table"),
-            need: Box::new(|rate, trades| self.writes(rate, trades).audit_table),
+            need: Box::new(move |rate, trades| self.writes(path, rate, trades).audit_table),
         });
         for index in &audit.indexes {
             checks.push(Check {
                 what: format!("{} WRU/s, {}", audit.name, index.name),
                 limit: Some(limit("index")),
                 shared: Some(index.name),
-                need: Box::new(|rate, trades| self.writes(rate, trades).audit_table),
+                need: Box::new(move |rate, trades| {
+                    self.writes(path, rate, trades).index(index.name)
+                }),
             });
         }
         let buckets = f64::from(settings.index_buckets);
@@ -201,7 +206,7 @@ impl Plan<'_> {
                 need: Box::new(|rate, _| rate * self.duration_s()),
             },
         ];
-        checks.extend(self.table_checks());
+        checks.extend(self.table_checks(Path::Bus));
         checks
     }
 
@@ -279,7 +284,7 @@ impl Plan<'_> {
                 need: Box::new(move |rate, _| stream.concurrency(rate)),
             },
         ];
-        checks.extend(self.table_checks());
+        checks.extend(self.table_checks(Path::Stream));
         checks
     }
 

@@ -3,6 +3,7 @@
 use super::*;
 use crate::cost::Mix;
 use crate::stack::KinesisConfig;
+use names::Ingest;
 
 fn stack(name: &str) -> StackConfig {
     StackConfig::load(&crate::workspace_root(), name).expect("committed stack")
@@ -258,10 +259,11 @@ fn costs_per_event_are_the_unit_prices_times_what_an_event_uses() {
     ));
     // A quote on the on-demand stream, per million: 1 KB billed per record in and out
     // (1e6 KB = 0.953674 GB at $0.08 + $0.04), a 250-record batch per $0.20 request, 125 ms per
-    // batch at 1 GB, 5 WRU at $0.625; plus the stream's 730 h at $0.04 over the month.
+    // batch at 1 GB, 3 WRU at $0.625 (the record, its SymbolIndex copy, the PROCESSED entry);
+    // plus the stream's 730 h at $0.04 over the month.
     let stream = r.path(Path::Stream).expect("stream");
     let gb = 1e6 / (1024.0 * 1024.0);
-    let variable = gb * 0.12 + 0.20 / 250.0 + 1e6 / 250.0 * 0.125 * 0.000_013_333_4 + 5.0 * 0.625;
+    let variable = gb * 0.12 + 0.20 / 250.0 + 1e6 / 250.0 * 0.125 * 0.000_013_333_4 + 3.0 * 0.625;
     let events = 6_000.0 * month_seconds;
     let month = variable * events / 1e6 + 730.0 * 0.04;
     assert!(close(stream.cost.per_month, month));
@@ -274,30 +276,41 @@ fn costs_per_event_are_the_unit_prices_times_what_an_event_uses() {
 
 #[test]
 fn write_units_are_the_ones_cost_charges() {
-    let config = stack("prod");
-    let model = Model::from_stack(&config);
-    let trade = cost::write_units_per_event(
-        &model,
-        Mix {
-            trade_share: 1.0,
-            rejected_share: 0.0,
-        },
-    );
+    let mix = |trade_share, rejected_share| Mix {
+        trade_share,
+        rejected_share,
+    };
+    let trade = cost::write_units_per_event(mix(1.0, 0.0), Ingest::Bus);
     // Record + 2 index copies + guard; audit entry + 1 index copy.
     assert_eq!(trade.market, 4.0);
     assert_eq!(trade.market_table, 2.0);
-    assert_eq!(trade.market_index, 1.0);
+    assert_eq!(trade.index(names::EXCHANGE_INDEX), 1.0);
+    assert_eq!(trade.index(names::SYMBOL_INDEX), 1.0);
     assert_eq!(trade.audit, 2.0);
     assert_eq!(trade.audit_table, 1.0);
-    let rejected = cost::write_units_per_event(
-        &model,
-        Mix {
-            trade_share: 1.0,
-            rejected_share: 1.0,
-        },
-    );
+    assert_eq!(trade.index(names::EVENT_TYPE_INDEX), 1.0);
+    let rejected = cost::write_units_per_event(mix(1.0, 1.0), Ingest::Bus);
     assert_eq!(rejected.market, 0.0);
     assert_eq!(rejected.audit, 2.0);
+
+    // The stream path: a record in SymbolIndex only, its PROCESSED entry in no index.
+    let quote = cost::write_units_per_event(mix(0.0, 0.0), Ingest::Stream);
+    assert_eq!((quote.market, quote.audit, quote.total()), (2.0, 1.0, 3.0));
+    assert_eq!(quote.index(names::EXCHANGE_INDEX), 0.0);
+    assert_eq!(quote.index(names::SYMBOL_INDEX), 1.0);
+    assert_eq!(quote.index(names::EVENT_TYPE_INDEX), 0.0);
+    let trade = cost::write_units_per_event(mix(1.0, 0.0), Ingest::Stream);
+    assert_eq!(trade.total(), 4.0);
+    // A rejected record is audited, and indexed, the same on either path.
+    let rejected = cost::write_units_per_event(mix(0.0, 1.0), Ingest::Stream);
+    assert_eq!(
+        (rejected.total(), rejected.index(names::EVENT_TYPE_INDEX)),
+        (2.0, 1.0)
+    );
+    // The session's mix (40 % trades): 5.4 units an event by the bus, 3.4 by the stream.
+    let session = |ingest| cost::write_units_per_event(mix(0.4, 0.0), ingest).total();
+    assert!((session(Ingest::Bus) - 5.4).abs() < 1e-9);
+    assert!((session(Ingest::Stream) - 3.4).abs() < 1e-9);
 }
 
 #[test]
