@@ -82,13 +82,19 @@ impl Store {
         }
     }
 
-    /// The indexes an audit entry goes into: a PROCESSED entry's depend on the path.
-    fn audit_indexes(&self, audit: &Item) -> &'static [names::IndexSchema] {
-        if text(audit, names::STATUS) == Some(item::Status::Processed.as_str()) {
+    /// The index keys of an audit entry: a PROCESSED entry's indexes depend on the path.
+    fn add_audit_index_keys(&self, audit: &mut Item) {
+        let indexes = if text(audit, names::STATUS) == Some(item::Status::Processed.as_str()) {
             self.ingest.processed_audit_indexes()
         } else {
             names::AUDIT_TRAIL_SCHEMA.indexes
-        }
+        };
+        item::add_index_keys(
+            audit,
+            &names::AUDIT_TRAIL_SCHEMA,
+            indexes,
+            self.index_buckets,
+        );
     }
 
     /// Describes both tables: opens the connection before the first event and proves that the
@@ -210,13 +216,7 @@ impl Store {
 
     /// Writes one audit entry.
     pub async fn write_audit(&self, mut audit: Item) -> Result<(), StoreError> {
-        let indexes = self.audit_indexes(&audit);
-        item::add_index_keys(
-            &mut audit,
-            &names::AUDIT_TRAIL_SCHEMA,
-            indexes,
-            self.index_buckets,
-        );
+        self.add_audit_index_keys(&mut audit);
         self.client
             .put_item()
             .table_name(&self.audit_trail_table)
@@ -230,13 +230,7 @@ impl Store {
     /// Writes an audit entry unless its key exists: the PROCESSED entry a later copy writes on
     /// behalf of a stored record, which must not overwrite what the storing invocation wrote.
     pub async fn backfill_audit(&self, mut audit: Item) -> Result<(), StoreError> {
-        let indexes = self.audit_indexes(&audit);
-        item::add_index_keys(
-            &mut audit,
-            &names::AUDIT_TRAIL_SCHEMA,
-            indexes,
-            self.index_buckets,
-        );
+        self.add_audit_index_keys(&mut audit);
         let result = self
             .client
             .put_item()

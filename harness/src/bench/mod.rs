@@ -151,7 +151,9 @@ pub async fn run(root: &Path, options: &Options) -> Result<()> {
     pipeline::measure(&env, &session, &mut report).await?;
 
     println!("6/6 the per-event and batch paths side by side");
-    let paths = paths::measure(&env, &sizes, &events_path)?;
+    let stream_run = pipeline::measure_stream(&env, &session).await?;
+    let mut paths = paths::measure(&env, &sizes, &events_path)?;
+    paths.pipeline = report.pipeline.first().map(|bus| (bus.clone(), stream_run));
     println!(
         "  CPU per event: per-event {:.1} µs, batch {:.1} µs ({:.2}×); cost per million at prod: ${:.3} against ${:.3} ({:.2}×)",
         paths.cpu_us.0,
@@ -161,6 +163,12 @@ pub async fn run(root: &Path, options: &Options) -> Result<()> {
         paths.cost_per_million.1,
         paths.cost_ratio()
     );
+    if let Some((bus, stream)) = paths.pipeline_events_per_second() {
+        println!(
+            "  local pipeline: per-event {bus:.0} events/s, batch {stream:.0} events/s ({:.2}×)",
+            stream / bus.max(f64::MIN_POSITIVE)
+        );
+    }
     report.paths = Some(paths);
 
     report.wall_s = started.elapsed().as_secs_f64();

@@ -14,6 +14,7 @@ use infra::model::Model;
 use infra::stack::StackConfig;
 
 use super::cpu::{self, Loop};
+use super::report::PipelineRun;
 use super::{Env, Sizes};
 
 /// The stack whose settings the comparison prices: the one the targets are stated for.
@@ -45,6 +46,9 @@ pub struct Paths {
     pub gb_seconds_per_million: (f64, f64),
     pub write_units_per_event: (f64, f64),
     pub cost_per_million: (f64, f64),
+    /// The local pipeline on each path, the same session: the bus run of the pipeline step
+    /// and the stream's (`pipeline::measure_stream`).
+    pub pipeline: Option<(PipelineRun, PipelineRun)>,
 }
 
 pub fn measure(env: &Env, sizes: &Sizes, events: &Path) -> Result<Paths> {
@@ -141,6 +145,7 @@ pub fn measure(env: &Env, sizes: &Sizes, events: &Path) -> Result<Paths> {
             cost_of(capacity::Path::Bus)?,
             cost_of(capacity::Path::Stream)?,
         ),
+        pipeline: None,
     })
 }
 
@@ -196,6 +201,13 @@ impl Paths {
         Self::ratio(self.cpu_us)
     }
 
+    /// Events/s of the local pipeline: per-event path, batch path.
+    pub fn pipeline_events_per_second(&self) -> Option<(f64, f64)> {
+        self.pipeline
+            .as_ref()
+            .map(|(bus, stream)| (bus.events_per_second(), stream.events_per_second()))
+    }
+
     /// The section of BENCHMARKS.md.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
@@ -243,6 +255,10 @@ impl Paths {
                 3,
             ),
         ];
+        let pipeline = self.pipeline_events_per_second();
+        let rows = rows
+            .into_iter()
+            .chain(pipeline.map(|pair| ("local pipeline events/s (moto, 4 at once)", pair, 0)));
         for (label, pair, digits) in rows {
             let _ = writeln!(
                 out,
@@ -263,6 +279,14 @@ impl Paths {
         );
         let _ = writeln!(
             out,
+            "- *local pipeline*: the bus run is the pipeline section's (moto's bus, rule and \
+             delivery queue, 4 invocations at once); the stream run puts the same routed events \
+             on stack `staging`'s stream (2 shards, parallelization factor 2: 4 batches at \
+             once), read by the local stand-in for the event source mapping. Both write to \
+             moto's DynamoDB, whose work per write is the same on both paths."
+        );
+        let _ = writeln!(
+            out,
             "- *write units per event*: by the bus, a record and its two index copies, a \
              PROCESSED entry and its index copy, a guard per trade; by the stream, the record \
              in SymbolIndex only and the PROCESSED entry in no index (`names::Ingest`, \
@@ -274,7 +298,19 @@ impl Paths {
 
     /// The targets of the comparison, each met or not.
     pub fn targets(&self) -> Vec<(String, Option<bool>, String)> {
+        let pipeline = self.pipeline_events_per_second();
+        let pipeline_ratio = pipeline.map(Self::ratio);
         vec![
+            (
+                "local batched pipeline ≥ 2× the per-event pipeline's events/s".to_string(),
+                pipeline_ratio.map(|r| r >= 2.0),
+                pipeline.map_or("not measured".to_string(), |(bus, stream)| {
+                    format!(
+                        "{stream:.0} events/s against {bus:.0}: {:.2}×",
+                        Self::ratio((bus, stream))
+                    )
+                }),
+            ),
             (
                 "batch path cost per million events ≤ ½ the per-event path's (prod)".to_string(),
                 Some(self.cost_ratio() <= 0.5),

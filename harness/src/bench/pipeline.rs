@@ -93,6 +93,105 @@ pub async fn measure(env: &Env, session: &[SampleEvent], report: &mut Report) ->
     Ok(())
 }
 
+/// The stack whose stream the batch path's run reads: its shards and parallelization factor
+/// give the mapping 4 batches at once, as many as the queue side's workers.
+const STREAM_STACK: &str = "staging";
+/// Records put on the stream per PutRecords request (its limit is 500).
+const STREAM_CHUNK: usize = 500;
+
+/// Ours on the batch path: the same session, every class put on `STREAM_STACK`'s stream, read
+/// by the local stand-in for the event source mapping and handed to `Processor::process_batch`.
+/// The bus would not route some events; the stream has no rules, so those are left out to give
+/// both paths the same work.
+pub async fn measure_stream(env: &Env, session: &[SampleEvent]) -> Result<PipelineRun> {
+    let local = LocalStack::start(&env.root, STREAM_STACK).await?;
+    let outputs = &local.outputs;
+    let route = scenario::Route::for_stack(&local.model, outputs)
+        .map(|route| scenario::Route {
+            classes: vec![
+                infra::stack::EventClass::Trade,
+                infra::stack::EventClass::Quote,
+            ],
+            ..route
+        })
+        .with_context(|| format!("stack {STREAM_STACK} has no stream"))?;
+    let clients = Clients::for_stack(outputs).await;
+    let runner = local.runner(0)?;
+    let Some(mut stream) = local.stream_runner(runner.processor.clone(), 0)? else {
+        bail!("stack {STREAM_STACK} has no stream to read");
+    };
+    stream.budget = runner.budget;
+    let stats = stream.stats.clone();
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(stream.run(stopped));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let events: Vec<SampleEvent> = session
+        .iter()
+        .filter(|e| e.expect != Expect::Unrouted)
+        .cloned()
+        .collect();
+    let moto_cpu_before = cpu_seconds(local.moto.pid());
+    let started = Instant::now();
+    let mut published: Vec<Published> = Vec::with_capacity(events.len());
+    for chunk in events.chunks(STREAM_CHUNK) {
+        published.extend(
+            scenario::publish_routed(
+                &clients,
+                &outputs.event_bus_name,
+                Some(&route),
+                chunk,
+                None,
+                |_| {},
+            )
+            .await?,
+        );
+    }
+    let get = crate::local::stream::StreamStats::get;
+    let seconds = loop {
+        if get(&stats.records_read) >= published.len() as u64 && stats.idle() {
+            break started.elapsed().as_secs_f64();
+        }
+        if started.elapsed() > DRAIN_TIMEOUT {
+            bail!(
+                "the stream runner had read {} of {} records after {} s",
+                get(&stats.records_read),
+                published.len(),
+                DRAIN_TIMEOUT.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let moto_cpu = cpu_seconds(local.moto.pid())
+        .zip(moto_cpu_before)
+        .map(|(after, before)| after - before);
+    let _ = stop.send(true);
+    task.await.context("stream runner task")??;
+
+    let handled = handled_at(&clients, &outputs.market_data_table_name, Side::Ours).await?;
+    let mut latencies = latencies_ms(published.iter(), &handled);
+    let run = PipelineRun {
+        side: "ours, batch path",
+        routed: published.len(),
+        stored: latencies.len(),
+        seconds,
+        p50_ms: percentile(&mut latencies, 0.5).unwrap_or(0.0),
+        p99_ms: percentile(&mut latencies, 0.99).unwrap_or(0.0),
+        moto_busy: moto_cpu.map_or(0.0, |cpu| cpu / seconds.max(f64::MIN_POSITIVE)),
+    };
+    println!(
+        "  ours, batch path: {} events in {:.1} s = {:.0} events/s over {} invocations; put → stored p50 {:.0} ms, p99 {:.0} ms; moto busy {:.0}%",
+        run.routed,
+        run.seconds,
+        run.events_per_second(),
+        get(&stats.invocations),
+        run.p50_ms,
+        run.p99_ms,
+        run.moto_busy * 100.0
+    );
+    Ok(run)
+}
+
 async fn run_side(env: &Env, side: Side, session: &[SampleEvent]) -> Result<PipelineRun> {
     let local = LocalStack::start(&env.root, "dev").await?;
     let outputs = &local.outputs;
@@ -172,13 +271,7 @@ async fn run_side(env: &Env, side: Side, session: &[SampleEvent]) -> Result<Pipe
         .filter(|p| p.expect != Expect::Unrouted)
         .collect();
     let handled = handled_at(&clients, &outputs.market_data_table_name, side).await?;
-    let mut latencies: Vec<f64> = routed
-        .iter()
-        .filter_map(|p| {
-            let at = handled.get(&p.id)?;
-            Some((*at - p.put_at).num_microseconds()? as f64 / 1000.0)
-        })
-        .collect();
+    let mut latencies = latencies_ms(routed.iter().copied(), &handled);
     let stored = latencies.len();
     let seconds = drained.as_secs_f64();
     Ok(PipelineRun {
@@ -190,6 +283,19 @@ async fn run_side(env: &Env, side: Side, session: &[SampleEvent]) -> Result<Pipe
         p99_ms: percentile(&mut latencies, 0.99).unwrap_or(0.0),
         moto_busy: moto_cpu.map_or(0.0, |cpu| cpu / seconds.max(f64::MIN_POSITIVE)),
     })
+}
+
+/// Put → handled, in ms, of each published event the handler took.
+fn latencies_ms<'a>(
+    published: impl Iterator<Item = &'a Published>,
+    handled: &HashMap<String, DateTime<Utc>>,
+) -> Vec<f64> {
+    published
+        .filter_map(|p| {
+            let at = handled.get(&p.id)?;
+            Some((*at - p.put_at).num_microseconds()? as f64 / 1000.0)
+        })
+        .collect()
 }
 
 /// Visible and in-flight messages of the delivery queue.
