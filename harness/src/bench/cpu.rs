@@ -82,8 +82,8 @@ pub fn measure(env: &Env, sizes: &Sizes, events: &Path, report: &mut Report) -> 
         Some(valgrind) => {
             let small = env.dir.join("events-callgrind.jsonl");
             write_head(events, &small, sizes.callgrind_events)?;
-            let items = callgrind(env, &valgrind, &small, "items")?;
-            let profile = callgrind(env, &valgrind, &small, "process")?;
+            let items = callgrind(env, &valgrind, &small, "items", None, "items")?;
+            let profile = callgrind(env, &valgrind, &small, "process", None, "process")?;
             println!(
                 "  callgrind: {:.0} instructions/event up to the request, {:.0} whole",
                 items.instructions_per_event, profile.instructions_per_event
@@ -247,18 +247,31 @@ fn read_json(path: &Path) -> Result<serde_json::Value> {
 }
 
 /// Instructions per event inside `measured_loop` only (start-up and warm-up excluded), and the
-/// functions that cost the most.
-fn callgrind(env: &Env, valgrind: &Path, events: &Path, mode: &str) -> Result<Profile> {
-    let out_file = env.dir.join(format!("callgrind-{mode}.out"));
-    let result = env.dir.join(format!("hot_path-callgrind-{mode}.json"));
-    let output = Command::new(valgrind)
+/// functions that cost the most; `batch_size` for the batch mode. The profile is left in
+/// `target/bench/callgrind-<name>.out`.
+pub(super) fn callgrind(
+    env: &Env,
+    valgrind: &Path,
+    events: &Path,
+    mode: &str,
+    batch_size: Option<u32>,
+    name: &str,
+) -> Result<Profile> {
+    let out_file = env.dir.join(format!("callgrind-{name}.out"));
+    let result = env.dir.join(format!("hot_path-callgrind-{name}.json"));
+    let mut command = Command::new(valgrind);
+    command
         .args(["--tool=callgrind", "--toggle-collect=*measured_loop*"])
         .arg(format!("--callgrind-out-file={}", out_file.display()))
         .arg(&env.hot_path)
         .arg("--events")
         .arg(events)
         .args(["--passes", "1", "--mode", mode, "--logs", "--out"])
-        .arg(&result)
+        .arg(&result);
+    if let Some(size) = batch_size {
+        command.args(["--batch-size", &size.to_string()]);
+    }
+    let output = command
         .env_clear()
         .envs(super::base_vars(&env.dir))
         .stdout(Stdio::null())

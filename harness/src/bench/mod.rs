@@ -163,6 +163,12 @@ pub async fn run(root: &Path, options: &Options) -> Result<()> {
         paths.cost_per_million.1,
         paths.cost_ratio()
     );
+    if let Some((per_event, batch)) = paths.instructions {
+        println!(
+            "  instructions per event: per-event {per_event:.0}, batch {batch:.0} ({:.3}×)",
+            batch / per_event.max(f64::MIN_POSITIVE)
+        );
+    }
     if let Some((bus, stream)) = paths.pipeline_events_per_second() {
         println!(
             "  local pipeline: per-event {bus:.0} events/s, batch {stream:.0} events/s ({:.2}×)",

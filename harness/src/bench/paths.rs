@@ -37,6 +37,9 @@ pub struct Paths {
     pub concurrent_keys: u32,
     /// Handler CPU per event, µs: per-event path, batch path.
     pub cpu_us: (f64, f64),
+    /// Instructions per event under callgrind, which the machine's load does not move; `None`
+    /// without valgrind.
+    pub instructions: Option<(f64, f64)>,
     /// Billed milliseconds of one invocation: one event; one full batch.
     pub invocation_ms: (f64, f64),
     /// The longest chain of one key's records in a batch of the session, which the batch's
@@ -94,6 +97,21 @@ pub fn measure(env: &Env, sizes: &Sizes, events: &Path) -> Result<Paths> {
             .fold(f64::INFINITY, f64::min)
     };
     let cpu_us = (best(&per_event), best(&batch));
+    let instructions = match crate::ship::which::which("valgrind") {
+        None => None,
+        Some(valgrind) => {
+            let small = env.dir.join("events-paths-callgrind.jsonl");
+            cpu::write_head(events, &small, sizes.callgrind_events)?;
+            let of = |mode, size, name| {
+                cpu::callgrind(env, &valgrind, &small, mode, size, name)
+                    .map(|p| p.instructions_per_event)
+            };
+            Some((
+                of("process", None, "paths-per-event")?,
+                of("batch", Some(batch_size), "paths-batch")?,
+            ))
+        }
+    };
 
     let longest_key_run = longest_key_run(&subset, batch_size as usize)?;
     let batch_records = f64::from(batch_size);
@@ -132,6 +150,7 @@ pub fn measure(env: &Env, sizes: &Sizes, events: &Path) -> Result<Paths> {
         batch_size,
         concurrent_keys: mapping.concurrent_keys,
         cpu_us,
+        instructions,
         invocation_ms,
         longest_key_run,
         invocations_per_million: invocations,
@@ -201,6 +220,10 @@ impl Paths {
         Self::ratio(self.cpu_us)
     }
 
+    pub fn instructions_ratio(&self) -> Option<f64> {
+        self.instructions.map(Self::ratio)
+    }
+
     /// Events/s of the local pipeline: per-event path, batch path.
     pub fn pipeline_events_per_second(&self) -> Option<(f64, f64)> {
         self.pipeline
@@ -256,8 +279,16 @@ impl Paths {
             ),
         ];
         let pipeline = self.pipeline_events_per_second();
+        let instructions = self.instructions.map(|pair| {
+            (
+                "handler instructions per event, no network (callgrind)",
+                pair,
+                0,
+            )
+        });
         let rows = rows
             .into_iter()
+            .chain(instructions)
             .chain(pipeline.map(|pair| ("local pipeline events/s (moto, 4 at once)", pair, 0)));
         for (label, pair, digits) in rows {
             let _ = writeln!(
@@ -276,6 +307,15 @@ impl Paths {
              key ({} records in the session's worst batch) or for its records shared over the \
              keys running at once, whichever is longer.",
             self.concurrent_keys, self.longest_key_run
+        );
+        let _ = writeln!(
+            out,
+            "- *handler CPU*: wall clock of a single-threaded loop, the paths alternated and the \
+             better of two runs each; and instructions under callgrind on the first events of \
+             the same set, which do not move with the machine's load. Both paths run the same \
+             code per event (the batch path adds grouping by key and one log line per batch, \
+             and writes fewer index keys), so the target is judged on instructions: the wall \
+             clock of two runs of one path differs by more than the paths do."
         );
         let _ = writeln!(
             out,
@@ -321,15 +361,27 @@ impl Paths {
                     self.cost_ratio()
                 ),
             ),
+            // Judged on instructions where callgrind ran: the two paths run the same code per
+            // event, and on a shared machine their wall-clock times differ by more than that
+            // code does from one run to the next.
             (
                 "batch path handler CPU per event ≤ the per-event path's".to_string(),
-                Some(self.cpu_ratio() <= 1.0),
-                format!(
-                    "{:.2} µs against {:.2} µs: {:.2}×",
-                    self.cpu_us.1,
-                    self.cpu_us.0,
-                    self.cpu_ratio()
-                ),
+                Some(self.instructions_ratio().unwrap_or(self.cpu_ratio()) <= 1.0),
+                match self.instructions {
+                    Some((per_event, batch)) => format!(
+                        "{batch:.0} instructions against {per_event:.0}: {:.3}× (wall clock {:.2} µs against {:.2} µs: {:.2}×)",
+                        Self::ratio((per_event, batch)),
+                        self.cpu_us.1,
+                        self.cpu_us.0,
+                        self.cpu_ratio()
+                    ),
+                    None => format!(
+                        "{:.2} µs against {:.2} µs: {:.2}×",
+                        self.cpu_us.1,
+                        self.cpu_us.0,
+                        self.cpu_ratio()
+                    ),
+                },
             ),
         ]
     }
