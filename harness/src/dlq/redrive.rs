@@ -772,25 +772,18 @@ pub async fn stored(clients: &Clients, outputs: &Outputs, event: &Event) -> Resu
         // Not a record the processor wrote; nothing to find its entry by.
         return Ok(true);
     };
-    let context = processor::item::AuditContext {
-        request_id: "",
-        environment: "",
-        processing_ms: 0.0,
-        retention_days: 0,
-    };
-    // Only the key matters here: it derives from the record, as the processor derives it.
-    let entry = processor::item::processed_audit(&decoded, received_at, &context);
+    let audit_id = processor::item::processed_audit_id(
+        &decoded.record_id,
+        &decoded.timestamp_key(),
+        received_at,
+    );
     let audit = &outputs.audit_trail_table_name;
     let found = clients
         .dynamodb
         .get_item()
         .table_name(audit)
-        .set_key(Some(
-            [names::AUDIT_ID, names::TIMESTAMP]
-                .into_iter()
-                .filter_map(|k| Some((k.to_string(), entry.get(k)?.clone())))
-                .collect(),
-        ))
+        .key(names::AUDIT_ID, AttributeValue::S(audit_id))
+        .key(names::TIMESTAMP, AttributeValue::S(received_at.to_string()))
         .consistent_read(true)
         .send()
         .await
