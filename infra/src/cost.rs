@@ -230,17 +230,10 @@ pub struct Mix {
 /// the events came by ([`names::Ingest`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WriteUnits {
-    /// market-data with its indexes.
-    pub market: f64,
-    /// audit-trail with its index.
-    pub audit: f64,
-    /// market-data alone: records and guards.
-    pub market_table: f64,
-    /// audit-trail alone.
-    pub audit_table: f64,
-    /// The records alone (no guards: those have no symbol or exchange and stay out of the
-    /// indexes): what each index that takes a record copies.
+    /// The records alone: what each index that takes a record copies.
     pub records: f64,
+    /// The dedupe guards alone: they have no symbol or exchange and stay out of the indexes.
+    pub guards: f64,
     /// The PROCESSED entries alone, and the other audit entries.
     pub processed_audits: f64,
     pub other_audits: f64,
@@ -264,9 +257,33 @@ impl WriteUnits {
         units
     }
 
+    /// market-data alone: records and guards.
+    pub fn market_table(&self) -> f64 {
+        self.records + self.guards
+    }
+
+    /// audit-trail alone.
+    pub fn audit_table(&self) -> f64 {
+        self.processed_audits + self.other_audits
+    }
+
+    /// market-data with its indexes.
+    pub fn market(&self) -> f64 {
+        self.market_table() + self.indexes_of(&names::MARKET_DATA_SCHEMA)
+    }
+
+    /// audit-trail with its index.
+    pub fn audit(&self) -> f64 {
+        self.audit_table() + self.indexes_of(&names::AUDIT_TRAIL_SCHEMA)
+    }
+
     /// Everything, both tables with their indexes.
     pub fn total(&self) -> f64 {
-        self.market + self.audit
+        self.market() + self.audit()
+    }
+
+    fn indexes_of(&self, table: &names::TableSchema) -> f64 {
+        table.indexes.iter().map(|i| self.index(i.name)).sum()
     }
 }
 
@@ -276,21 +293,11 @@ impl WriteUnits {
 pub fn write_units(events: f64, mix: Mix, ingest: names::Ingest) -> WriteUnits {
     let rejected = events * mix.rejected_share;
     let valid = events - rejected;
-    let trades = valid * mix.trade_share;
-    let records = valid * item_write_units(RECORD_KB);
-    let guards = trades * item_write_units(GUARD_KB);
-    let processed_audits = valid * item_write_units(AUDIT_KB);
-    let other_audits = rejected * item_write_units(REJECTED_AUDIT_KB);
-    let copies = |indexes: &[names::IndexSchema]| indexes.len() as f64;
     WriteUnits {
-        market: records * (1.0 + copies(ingest.record_indexes())) + guards,
-        audit: processed_audits * (1.0 + copies(ingest.processed_audit_indexes()))
-            + other_audits * (1.0 + copies(names::AUDIT_TRAIL_SCHEMA.indexes)),
-        market_table: records + guards,
-        audit_table: processed_audits + other_audits,
-        records,
-        processed_audits,
-        other_audits,
+        records: valid * item_write_units(RECORD_KB),
+        guards: valid * mix.trade_share * item_write_units(GUARD_KB),
+        processed_audits: valid * item_write_units(AUDIT_KB),
+        other_audits: rejected * item_write_units(REJECTED_AUDIT_KB),
         ingest,
     }
 }
@@ -400,8 +407,8 @@ pub fn estimate(config: &StackConfig, model: &Model, traffic: &Traffic) -> Estim
         // Every event priced here comes by the bus (EventBridge events, one invocation each).
         names::Ingest::Bus,
     );
-    let market_writes = writes.market;
-    let audit_writes = writes.audit;
+    let market_writes = writes.market();
+    let audit_writes = writes.audit();
     match config.dynamodb.billing_mode {
         BillingMode::PayPerRequest => {
             for (table, writes) in [

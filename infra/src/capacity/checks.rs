@@ -139,7 +139,7 @@ impl Plan<'_> {
             what: format!("{} WRU/s, table", market.name),
             limit: Some(limit("table")),
             shared: Some("market table"),
-            need: Box::new(move |rate, trades| self.writes(path, rate, trades).market_table),
+            need: Box::new(move |rate, trades| self.writes(path, rate, trades).market_table()),
         }];
         for index in &market.indexes {
             checks.push(Check {
@@ -155,7 +155,7 @@ impl Plan<'_> {
             what: format!("{} WRU/s, table", audit.name),
             limit: Some(limit("table")),
             shared: Some("audit table"),
-            need: Box::new(move |rate, trades| self.writes(path, rate, trades).audit_table),
+            need: Box::new(move |rate, trades| self.writes(path, rate, trades).audit_table()),
         });
         for index in &audit.indexes {
             checks.push(Check {

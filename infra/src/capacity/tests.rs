@@ -282,20 +282,23 @@ fn write_units_are_the_ones_cost_charges() {
     };
     let trade = cost::write_units_per_event(mix(1.0, 0.0), Ingest::Bus);
     // Record + 2 index copies + guard; audit entry + 1 index copy.
-    assert_eq!(trade.market, 4.0);
-    assert_eq!(trade.market_table, 2.0);
+    assert_eq!(trade.market(), 4.0);
+    assert_eq!(trade.market_table(), 2.0);
     assert_eq!(trade.index(names::EXCHANGE_INDEX), 1.0);
     assert_eq!(trade.index(names::SYMBOL_INDEX), 1.0);
-    assert_eq!(trade.audit, 2.0);
-    assert_eq!(trade.audit_table, 1.0);
+    assert_eq!(trade.audit(), 2.0);
+    assert_eq!(trade.audit_table(), 1.0);
     assert_eq!(trade.index(names::EVENT_TYPE_INDEX), 1.0);
     let rejected = cost::write_units_per_event(mix(1.0, 1.0), Ingest::Bus);
-    assert_eq!(rejected.market, 0.0);
-    assert_eq!(rejected.audit, 2.0);
+    assert_eq!(rejected.market(), 0.0);
+    assert_eq!(rejected.audit(), 2.0);
 
     // The stream path: a record in SymbolIndex only, its PROCESSED entry in no index.
     let quote = cost::write_units_per_event(mix(0.0, 0.0), Ingest::Stream);
-    assert_eq!((quote.market, quote.audit, quote.total()), (2.0, 1.0, 3.0));
+    assert_eq!(
+        (quote.market(), quote.audit(), quote.total()),
+        (2.0, 1.0, 3.0)
+    );
     assert_eq!(quote.index(names::EXCHANGE_INDEX), 0.0);
     assert_eq!(quote.index(names::SYMBOL_INDEX), 1.0);
     assert_eq!(quote.index(names::EVENT_TYPE_INDEX), 0.0);
