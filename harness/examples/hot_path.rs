@@ -197,11 +197,7 @@ fn batches(events: &[String], size: usize) -> Result<Vec<processor::batch::Kines
     let arn = "arn:aws:kinesis:us-east-1:123456789012:stream/market-data-stream-bench";
     let mut records = Vec::with_capacity(events.len());
     for (n, raw) in events.iter().enumerate() {
-        let detail = serde_json::from_str::<serde_json::Value>(raw)
-            .ok()
-            .and_then(|v| v.get("detail").map(|d| d.to_string()))
-            .unwrap_or_default();
-        let key = harness::stream::partition_key(&detail, &format!("event-{n}"));
+        let key = harness::stream::envelope_partition_key(raw, &format!("event-{n}"));
         let sequence = format!("{:056}", n + 1);
         let record = harness::stream::record(
             "shardId-000000000000",

@@ -54,13 +54,21 @@ pub struct Entry {
 /// on one shard, in order. An event without both (malformed) is keyed by `fallback`.
 pub fn partition_key(detail: &str, fallback: &str) -> String {
     let value: Option<serde_json::Value> = serde_json::from_str(detail).ok();
+    key_of(value.as_ref(), fallback)
+}
+
+/// [`partition_key`] of the detail inside an EventBridge envelope given as JSON text.
+pub fn envelope_partition_key(envelope: &str, fallback: &str) -> String {
+    let value: Option<serde_json::Value> = serde_json::from_str(envelope).ok();
+    key_of(value.as_ref().and_then(|v| v.get("detail")), fallback)
+}
+
+fn key_of(detail: Option<&serde_json::Value>, fallback: &str) -> String {
     let field = |name: &str| {
-        value
-            .as_ref()
+        detail
             .and_then(|v| v.get(name))
             .and_then(|v| v.as_str())
             .filter(|s| !s.is_empty())
-            .map(str::to_string)
     };
     match (field("exchange"), field("symbol")) {
         (Some(exchange), Some(symbol)) => format!("{exchange}#{symbol}"),
@@ -187,5 +195,13 @@ mod tests {
         );
         assert_eq!(partition_key(r#"{"exchange":"NYSE"}"#, "id-1"), "id-1");
         assert_eq!(partition_key("not json", "id-2"), "id-2");
+        assert_eq!(
+            envelope_partition_key(
+                r#"{"id":"e","detail":{"exchange":"NYSE","symbol":"IBM"}}"#,
+                "id-3"
+            ),
+            "NYSE#IBM"
+        );
+        assert_eq!(envelope_partition_key(r#"{"id":"e"}"#, "id-3"), "id-3");
     }
 }

@@ -185,13 +185,7 @@ fn longest_key_run(events: &Path, size: usize) -> Result<usize> {
         .lines()
         .filter(|l| !l.trim().is_empty())
         .enumerate()
-        .map(|(n, line)| {
-            let detail = serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .and_then(|v| v.get("detail").map(|d| d.to_string()))
-                .unwrap_or_default();
-            crate::stream::partition_key(&detail, &format!("event-{n}"))
-        })
+        .map(|(n, line)| crate::stream::envelope_partition_key(line, &format!("event-{n}")))
         .collect();
     Ok(keys
         .chunks(size.max(1))
