@@ -427,6 +427,14 @@ fn notes(plan: &Plan<'_>) -> Vec<String> {
         indexes::HOTTEST_KEY_SHARE_PERCENT,
         cost::thousands(indexes::max_events_per_second(buckets))
     ));
+    // Not a row: its share depends on how a feed's trades spread over symbols, which the load
+    // does not say, and the index arithmetic's one-key-takes-all would put it near every rate.
+    notes.push(format!(
+        "the latest-price table keeps one item per symbol and view, and one item takes at most \
+         {} writes/s: a symbol trading faster than that on one exchange through the bus \
+         throttles its latest-price put (the stream path puts it once per key and batch)",
+        cost::thousands(quotas::DYNAMODB_PARTITION_WRITES.value as u64)
+    ));
     if plan.model.table_settings.billing_mode == BillingMode::Provisioned {
         notes.push("DynamoDB is provisioned: its writes cost the capacity, not per event; `cargo xtask cost` prices it".into());
     }

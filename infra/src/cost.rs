@@ -129,6 +129,14 @@ const GUARD_KB: f64 = 0.2;
 const AUDIT_KB: f64 = 0.4;
 /// A REJECTED audit entry carries the raw event: assumed to stay within 1 KB.
 const REJECTED_AUDIT_KB: f64 = 1.0;
+/// A latest-price item: the symbol, view, exchange, event time and id, and the prices.
+const LATEST_KB: f64 = 0.3;
+/// Symbols the latest table holds an item for, per view: about what the US equity markets list.
+/// The sample session has 20; a feed's own count only moves a line that stays under a dollar.
+const LATEST_SYMBOLS: f64 = 10_000.0;
+/// Views per symbol: its last trade and its last quote (on one exchange; each further exchange
+/// it trades on adds two more, which the symbol count above leaves room for).
+const LATEST_VIEWS_PER_SYMBOL: f64 = 2.0;
 /// DynamoDB bills 100 bytes of overhead per stored item, in the table and in each index copy.
 const ITEM_OVERHEAD_BYTES: f64 = 100.0;
 /// Metrics the processor's EMF line declares (processor/src/metrics.rs): five metrics under one
@@ -237,6 +245,8 @@ pub struct WriteUnits {
     /// The PROCESSED entries alone, and the other audit entries.
     pub processed_audits: f64,
     pub other_audits: f64,
+    /// The latest-price items: no index.
+    pub latest: f64,
     pub ingest: names::Ingest,
 }
 
@@ -277,9 +287,9 @@ impl WriteUnits {
         self.audit_table() + self.indexes_of(&names::AUDIT_TRAIL_SCHEMA)
     }
 
-    /// Everything, both tables with their indexes.
+    /// Everything, every table with its indexes.
     pub fn total(&self) -> f64 {
-        self.market() + self.audit()
+        self.market() + self.audit() + self.latest
     }
 
     fn indexes_of(&self, table: &names::TableSchema) -> f64 {
@@ -288,8 +298,13 @@ impl WriteUnits {
 }
 
 /// What `events` events of `mix`, arrived by `ingest`, write, the way the processor writes
-/// them: one record and one PROCESSED entry per valid event, a guard per trade, one REJECTED
-/// entry with the raw event per rejected event.
+/// them: one record, one PROCESSED entry and one latest-price put per valid event, a guard per
+/// trade, one REJECTED entry with the raw event per rejected event.
+///
+/// The latest-price put is priced at one per valid event on either path, which is the most it
+/// can be: the stream path writes it at most once per partition key and view of a batch
+/// (`processor::batch`), fewer for a busy key. A put whose condition fails (an older event than
+/// the one stored) costs its unit all the same.
 pub fn write_units(events: f64, mix: Mix, ingest: names::Ingest) -> WriteUnits {
     let rejected = events * mix.rejected_share;
     let valid = events - rejected;
@@ -298,6 +313,7 @@ pub fn write_units(events: f64, mix: Mix, ingest: names::Ingest) -> WriteUnits {
         guards: valid * mix.trade_share * item_write_units(GUARD_KB),
         processed_audits: valid * item_write_units(AUDIT_KB),
         other_audits: rejected * item_write_units(REJECTED_AUDIT_KB),
+        latest: valid * item_write_units(LATEST_KB),
         ingest,
     }
 }
@@ -361,11 +377,12 @@ pub fn estimate(config: &StackConfig, model: &Model, traffic: &Traffic) -> Estim
     let rejected = events_month * traffic.rejected_share;
     let valid = events_month - rejected;
     let trades = valid * traffic.trade_share;
-    // Every index of both tables projects all attributes, so each item the index covers is
-    // stored once more per index (and written once more: `write_units`). Guard items have no
-    // symbol or exchange and stay out of the market-data indexes.
-    let market_indexes = model.tables[0].indexes.len() as f64;
-    let audit_indexes = model.tables[1].indexes.len() as f64;
+    // Every index projects all attributes, so each item the index covers is stored once more
+    // per index (and written once more: `write_units`). Guard items have no symbol or exchange
+    // and stay out of the market-data indexes; the latest table has no index.
+    let (market, audit, latest) = (&model.tables[0], &model.tables[1], &model.tables[2]);
+    let market_indexes = market.indexes.len() as f64;
+    let audit_indexes = audit.indexes.len() as f64;
 
     lines.push(line(
         "EventBridge custom events",
@@ -407,13 +424,12 @@ pub fn estimate(config: &StackConfig, model: &Model, traffic: &Traffic) -> Estim
         // Every event priced here comes by the bus (EventBridge events, one invocation each).
         names::Ingest::Bus,
     );
-    let market_writes = writes.market();
-    let audit_writes = writes.audit();
     match config.dynamodb.billing_mode {
         BillingMode::PayPerRequest => {
             for (table, writes) in [
-                (&model.tables[0].name, market_writes),
-                (&model.tables[1].name, audit_writes),
+                (&market.name, writes.market()),
+                (&audit.name, writes.audit()),
+                (&latest.name, writes.latest),
             ] {
                 lines.push(line(
                     format!("DynamoDB writes, {table} (with indexes)"),
@@ -427,7 +443,11 @@ pub fn estimate(config: &StackConfig, model: &Model, traffic: &Traffic) -> Estim
             let read = f64::from(config.dynamodb.read_capacity.unwrap_or(0));
             let write = f64::from(config.dynamodb.write_capacity.unwrap_or(0));
             // Capacity is set per table and per index.
-            let holders = 2.0 + market_indexes + audit_indexes;
+            let holders = model
+                .tables
+                .iter()
+                .map(|t| 1.0 + t.indexes.len() as f64)
+                .sum::<f64>();
             let hours = HOURS_PER_MONTH;
             lines.push(line(
                 "DynamoDB provisioned writes",
@@ -442,10 +462,21 @@ pub fn estimate(config: &StackConfig, model: &Model, traffic: &Traffic) -> Estim
                 read * holders * hours,
             ));
             let seconds = DAYS_PER_MONTH * 86_400.0;
-            let needed = (market_writes / (1.0 + market_indexes)).max(audit_writes) / seconds;
+            let busiest = model
+                .tables
+                .iter()
+                .flat_map(|t| t.indexes.iter().map(|i| writes.index(i.name)))
+                .fold(
+                    writes
+                        .market_table()
+                        .max(writes.audit_table())
+                        .max(writes.latest),
+                    f64::max,
+                );
+            let needed = busiest / seconds;
             if needed > write {
                 notes.push(format!(
-                    "the average write rate needs {needed:.0} WCU per table; {write} are provisioned, so writes will throttle"
+                    "the average write rate needs {needed:.0} WCU on the busiest table or index; {write} are provisioned, so writes will throttle"
                 ));
             }
         }
@@ -462,10 +493,12 @@ pub fn estimate(config: &StackConfig, model: &Model, traffic: &Traffic) -> Estim
     let audit_table = stored_gib(kept(valid, retention), AUDIT_KB, 1.0)
         + stored_gib(kept(rejected, retention), REJECTED_AUDIT_KB, 1.0);
     let audit_gib = audit_table * (1.0 + audit_indexes);
+    // One item per symbol and view, rewritten in place: its size does not grow with traffic.
+    let latest_gib = stored_gib(LATEST_SYMBOLS * LATEST_VIEWS_PER_SYMBOL, LATEST_KB, 1.0);
     lines.push(line(
         format!(
             "DynamoDB storage, {} and indexes ({ttl} d TTL)",
-            model.tables[0].name
+            market.name
         ),
         format!("{market_gib:.2} GB"),
         DYNAMODB_STORAGE,
@@ -474,18 +507,30 @@ pub fn estimate(config: &StackConfig, model: &Model, traffic: &Traffic) -> Estim
     lines.push(line(
         format!(
             "DynamoDB storage, {} and index ({retention} d retention)",
-            model.tables[1].name
+            audit.name
         ),
         format!("{audit_gib:.2} GB"),
         DYNAMODB_STORAGE,
         audit_gib,
     ));
+    lines.push(line(
+        format!(
+            "DynamoDB storage, {} ({} symbols x {} views)",
+            latest.name,
+            thousands(LATEST_SYMBOLS as u64),
+            LATEST_VIEWS_PER_SYMBOL
+        ),
+        format!("{latest_gib:.3} GB"),
+        DYNAMODB_STORAGE,
+        latest_gib,
+    ));
     if config.dynamodb.point_in_time_recovery {
+        let tables = market_table + audit_table + latest_gib;
         lines.push(line(
             "DynamoDB point-in-time recovery",
-            format!("{:.2} GB", market_table + audit_table),
+            format!("{tables:.2} GB"),
             DYNAMODB_PITR,
-            market_table + audit_table,
+            tables,
         ));
     }
 
@@ -569,9 +614,10 @@ pub fn print(stack: &str, config: &StackConfig, traffic: &Traffic, estimate: &Es
         traffic.rejected_share * 100.0
     );
     println!(
-        "  per event: a valid one writes a record ({RECORD_KB} KB) and an audit entry \
-         ({AUDIT_KB} KB), a trade also a guard ({GUARD_KB} KB); a rejected one an audit entry with \
-         the raw event (up to {REJECTED_AUDIT_KB} KB); plain PutItem, 1 WRU per item up to 1 KB"
+        "  per event: a valid one writes a record ({RECORD_KB} KB), an audit entry ({AUDIT_KB} KB) \
+         and its latest-price item ({LATEST_KB} KB), a trade also a guard ({GUARD_KB} KB); a \
+         rejected one an audit entry with the raw event (up to {REJECTED_AUDIT_KB} KB); plain \
+         PutItem, 1 WRU per item up to 1 KB"
     );
     println!(
         "  invocation duration {} ms{}\n",
@@ -646,11 +692,15 @@ mod tests {
             cost_of(&e, "Lambda duration"),
             events * 0.02 * 0.000_013_333_4
         ));
-        // Per valid event: record + 2 index copies + audit + 1 index copy = 5 WRU, a trade one
-        // more for its guard; per rejected event: audit + 1 index copy.
+        // Per valid event: record + 2 index copies + audit + 1 index copy + the latest-price
+        // put = 6 WRU, a trade one more for its guard; per rejected event: audit + 1 index copy.
         let valid = events * 0.98;
-        let wru = valid * 5.0 + valid * 0.4 + events * 0.02 * 2.0;
+        let wru = valid * 6.0 + valid * 0.4 + events * 0.02 * 2.0;
         assert!(close(cost_of(&e, "DynamoDB writes"), wru / 1e6 * 0.625));
+        assert!(close(
+            cost_of(&e, "DynamoDB writes, latest-prices"),
+            valid / 1e6 * 0.625
+        ));
         assert!(cost_of(&e, "DynamoDB point-in-time") > 0.0, "prod has PITR");
         assert!(cost_of(&e, "CloudWatch alarms") > 0.0);
         assert!(close(cost_of(&e, "CloudWatch custom"), 1.5));
@@ -676,6 +726,14 @@ mod tests {
         assert!((trail(&kept) / trail(&short) - 3.0).abs() < 1e-9);
         assert!((records(&kept) / records(&short) - 1.0).abs() < 1e-9);
         assert_eq!(cost_of(&short, "DynamoDB point-in-time"), 0.0);
+        // The latest table keeps one item per symbol and view whatever the traffic and TTL:
+        // 20 000 items of 0.3 KB + 100 B overhead.
+        let latest = |e: &Estimate| cost_of(e, "DynamoDB storage, latest-prices");
+        let gib = 20_000.0 * (0.3 * 1024.0 + 100.0) / (1024.0 * 1024.0 * 1024.0);
+        assert!((latest(&short) - gib * 0.25).abs() < 1e-12);
+        assert_eq!(latest(&short), latest(&long));
+        let busy = estimate(&dev, &model, &traffic(100_000_000));
+        assert_eq!(latest(&short), latest(&busy));
     }
 
     #[test]
@@ -683,17 +741,17 @@ mod tests {
         let config = stack("prod");
         let model = Model::from_stack(&config);
         let e = estimate(&config, &model, &traffic(1));
-        // 19 alarms (the stream's iterator age among them); the rejected share reads 4 metrics
-        // and market-data's two DynamoDB alarms 2 each: 19 - 3 + 4 + 2 + 2 = 24 alarm metrics
-        // at $0.10 (prod's period is 60 s).
-        assert_eq!(model.alarms.len(), 19);
+        // 21 alarms (the stream's iterator age among them, two per table); the rejected share
+        // reads 4 metrics and market-data's two DynamoDB alarms 2 each: 21 - 3 + 4 + 2 + 2 = 26
+        // alarm metrics at $0.10 (prod's period is 60 s).
+        assert_eq!(model.alarms.len(), 21);
         let metrics: usize = model.alarms.iter().map(|a| a.metric_count()).sum();
-        assert_eq!(metrics, 24);
-        assert!((cost_of(&e, "CloudWatch alarms") - 2.4).abs() < 1e-9);
+        assert_eq!(metrics, 26);
+        assert!((cost_of(&e, "CloudWatch alarms") - 2.6).abs() < 1e-9);
         let mut fast = config.clone();
         fast.alarms.period_seconds = 30;
         let e = estimate(&fast, &Model::from_stack(&fast), &traffic(1));
-        assert!((cost_of(&e, "CloudWatch alarms") - 24.0 * 0.30).abs() < 1e-9);
+        assert!((cost_of(&e, "CloudWatch alarms") - 26.0 * 0.30).abs() < 1e-9);
     }
 
     #[test]

@@ -41,11 +41,20 @@ const LOG_GROUP_PARENT: &str = "/aws/lambda/";
 /// CloudWatch's limit on an alarm name.
 const ALARM_NAME_LIMIT: usize = 255;
 
+/// DynamoDB's limit on a table name.
+const TABLE_NAME_LIMIT: usize = 255;
+
+/// The key schemas of the stack's tables, in the order of [`Model::tables`]: the names of the
+/// tables and of their alarms derive from these prefixes.
+const TABLE_SCHEMAS: [&names::TableSchema; 3] = [
+    &names::MARKET_DATA_SCHEMA,
+    &names::AUDIT_TRAIL_SCHEMA,
+    &names::LATEST_SCHEMA,
+];
+
 /// Every physical name is `<prefix>-<suffix>`; AWS caps each whole name at the given length.
-/// The tightest entry, alarms included, decides how long a suffix may be.
-const NAME_LIMITS: [(&str, usize); 11] = [
-    (names::MARKET_DATA_TABLE_PREFIX, 255),
-    (names::AUDIT_TRAIL_TABLE_PREFIX, 255),
+/// The tightest entry, tables and alarms included, decides how long a suffix may be.
+const NAME_LIMITS: [(&str, usize); 9] = [
     (BUS, 256),
     (TRADE_RULE, 64),
     (QUOTE_RULE, 64),
@@ -59,16 +68,16 @@ const NAME_LIMITS: [(&str, usize); 11] = [
 
 /// The longest environment suffix every resource name can carry.
 pub fn max_suffix_len() -> usize {
-    let alarms = alarms::name_prefixes(
-        &[TRADE_RULE, QUOTE_RULE],
-        &[
-            names::MARKET_DATA_TABLE_PREFIX,
-            names::AUDIT_TRAIL_TABLE_PREFIX,
-        ],
-    );
+    let table_prefixes = TABLE_SCHEMAS.map(|schema| schema.prefix);
+    let alarms = alarms::name_prefixes(&[TRADE_RULE, QUOTE_RULE], &table_prefixes);
     NAME_LIMITS
         .iter()
         .map(|(prefix, limit)| (prefix.len(), *limit))
+        .chain(
+            table_prefixes
+                .iter()
+                .map(|prefix| (prefix.len(), TABLE_NAME_LIMIT)),
+        )
         .chain(alarms.iter().map(|prefix| (prefix.len(), ALARM_NAME_LIMIT)))
         .map(|(prefix, limit)| limit.saturating_sub(prefix + 1))
         .min()
@@ -85,7 +94,7 @@ pub struct Model {
     pub bus: BusSpec,
     /// The trade rule, then the quote rule.
     pub rules: Vec<RuleSpec>,
-    /// market-data, then audit-trail.
+    /// market-data, then audit-trail, then latest-prices ([`TABLE_SCHEMAS`]).
     pub tables: Vec<TableSpec>,
     pub table_settings: TableSettings,
     pub dlq: QueueSpec,
@@ -247,8 +256,9 @@ pub struct RoleSpec {
     pub name: String,
     pub policy_name: String,
     /// Per table, in the order of [`Model::tables`]: `PutItem` for every write (conditional
-    /// puts return the existing item themselves), `GetItem` on market-data to check the record
-    /// behind a taken dedupe guard, `DescribeTable` for the warm-up at init.
+    /// puts return the existing item themselves; on latest-prices a failed condition is an
+    /// older event, which must not overwrite a newer one), `GetItem` on market-data to check the
+    /// record behind a taken dedupe guard, `DescribeTable` for the warm-up at init.
     pub table_actions: Vec<Vec<&'static str>>,
     /// On the function's own log group.
     pub log_actions: Vec<&'static str>,
@@ -327,6 +337,7 @@ impl Model {
 
         let market_data = market_data_table(name(names::MARKET_DATA_TABLE_PREFIX));
         let audit_trail = audit_trail_table(name(names::AUDIT_TRAIL_TABLE_PREFIX));
+        let latest = latest_table(name(names::LATEST_TABLE_PREFIX));
         let db = &config.dynamodb;
         let capacity = match (db.billing_mode, db.read_capacity, db.write_capacity) {
             (BillingMode::Provisioned, Some(read), Some(write)) => Some(Capacity { read, write }),
@@ -343,6 +354,7 @@ impl Model {
                 names::ENV_AUDIT_TRAIL_TABLE.to_string(),
                 audit_trail.name.clone(),
             ),
+            (names::ENV_LATEST_TABLE.to_string(), latest.name.clone()),
             (names::ENV_ENVIRONMENT.to_string(), suffix.to_string()),
             (names::ENV_TTL_DAYS.to_string(), db.ttl_days.to_string()),
             (
@@ -428,7 +440,7 @@ impl Model {
             },
             sources: sources.clone(),
         };
-        let tables = vec![market_data, audit_trail];
+        let tables = vec![market_data, audit_trail, latest];
         let role = role(name(ROLE), name(ROLE_POLICY));
         let alarms = alarms::alarms(
             alarms_config,
@@ -504,6 +516,7 @@ fn role(name: String, policy_name: String) -> RoleSpec {
                 "dynamodb:PutItem",
             ],
             vec!["dynamodb:DescribeTable", "dynamodb:PutItem"],
+            vec!["dynamodb:DescribeTable", "dynamodb:PutItem"],
         ],
         log_actions: vec!["logs:CreateLogStream", "logs:PutLogEvents"],
         queue_actions: vec!["sqs:SendMessage"],
@@ -564,6 +577,10 @@ pub fn market_data_table(name: String) -> TableSpec {
 
 pub fn audit_trail_table(name: String) -> TableSpec {
     table("auditTrailTable", name, &names::AUDIT_TRAIL_SCHEMA)
+}
+
+pub fn latest_table(name: String) -> TableSpec {
+    table("latestTable", name, &names::LATEST_SCHEMA)
 }
 
 #[cfg(test)]
@@ -627,6 +644,22 @@ mod tests {
             (names::AUDIT_ID, names::TIMESTAMP)
         );
         assert_eq!(audit.indexes[0].name, names::EVENT_TYPE_INDEX);
+        let latest = &model.tables[2];
+        assert_eq!(
+            latest.name,
+            names::suffixed(names::LATEST_TABLE_PREFIX, "dev")
+        );
+        assert_eq!(
+            (latest.hash_key, latest.range_key),
+            (names::SYMBOL, names::VIEW)
+        );
+        assert!(latest.indexes.is_empty(), "read a symbol at a time");
+        let prefixes: Vec<&str> = model.tables.iter().map(|t| t.prefix).collect();
+        assert_eq!(
+            prefixes,
+            TABLE_SCHEMAS.map(|s| s.prefix),
+            "one list of tables"
+        );
         for table in &model.tables {
             assert_eq!(table.ttl_attribute, names::EXPIRES_AT);
             let mut keys: Vec<&str> = vec![table.hash_key, table.range_key];
@@ -668,6 +701,7 @@ mod tests {
                 names::Settings::from_map(&vars).unwrap_or_else(|err| panic!("{name}: {err}"));
             assert_eq!(settings.market_data_table, model.tables[0].name);
             assert_eq!(settings.audit_trail_table, model.tables[1].name);
+            assert_eq!(settings.latest_table, model.tables[2].name);
             assert_eq!(settings.environment, model.suffix);
             assert_eq!(settings.accepted_sources, model.rules[0].sources);
             let config = stack(name);
@@ -738,6 +772,8 @@ mod tests {
                     "dynamodb:GetItem",
                     "dynamodb:PutItem"
                 ],
+                vec!["dynamodb:DescribeTable", "dynamodb:PutItem"],
+                // The conditional put that keeps the newest event; nothing reads it here.
                 vec!["dynamodb:DescribeTable", "dynamodb:PutItem"]
             ]
         );
@@ -777,6 +813,8 @@ mod tests {
                 AlarmKind::TableSystemErrors(0),
                 AlarmKind::TableThrottles(1),
                 AlarmKind::TableSystemErrors(1),
+                AlarmKind::TableThrottles(2),
+                AlarmKind::TableSystemErrors(2),
                 AlarmKind::SilentFeed,
                 AlarmKind::RejectedShare,
                 AlarmKind::StreamIteratorAge,
@@ -836,7 +874,7 @@ mod tests {
         let model = Model::from_stack(&stack("dev"));
         assert_eq!(
             model.role.table_operations(),
-            [vec!["GetItem", "PutItem"], vec!["PutItem"]]
+            [vec!["GetItem", "PutItem"], vec!["PutItem"], vec!["PutItem"]]
         );
         let throttles = |index| {
             model
@@ -860,5 +898,16 @@ mod tests {
         };
         assert_eq!(metric.dimensions["Operation"], "PutItem");
         assert_eq!(metric.dimensions["TableName"], "audit-trail-dev");
+        for kind in [
+            AlarmKind::TableThrottles(2),
+            AlarmKind::TableSystemErrors(2),
+        ] {
+            let alarm = model.alarms.iter().find(|a| a.kind == kind);
+            let Some(AlarmMetric::Metric(metric)) = alarm.map(|a| &a.metric) else {
+                panic!("latest-prices has one operation: {kind:?}");
+            };
+            assert_eq!(metric.dimensions["Operation"], "PutItem");
+            assert_eq!(metric.dimensions["TableName"], "latest-prices-dev");
+        }
     }
 }

@@ -16,6 +16,8 @@ pub struct Outputs {
     pub market_data_table_arn: String,
     pub audit_trail_table_name: String,
     pub audit_trail_table_arn: String,
+    pub latest_table_name: String,
+    pub latest_table_arn: String,
     pub dlq_url: String,
     pub dlq_arn: String,
     pub log_group_name: String,
@@ -38,7 +40,7 @@ pub struct Outputs {
 
 /// The outputs every deployed stack reports, as the Pulumi program names them: the fields of
 /// [`Outputs`] that are not local-only.
-pub const DEPLOYED_KEYS: [&str; 13] = [
+pub const DEPLOYED_KEYS: [&str; 15] = [
     "event_bus_name",
     "event_bus_arn",
     "lambda_function_name",
@@ -47,6 +49,8 @@ pub const DEPLOYED_KEYS: [&str; 13] = [
     "market_data_table_arn",
     "audit_trail_table_name",
     "audit_trail_table_arn",
+    "latest_table_name",
+    "latest_table_arn",
     "dlq_url",
     "dlq_arn",
     "log_group_name",

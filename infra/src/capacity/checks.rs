@@ -134,7 +134,11 @@ impl Plan<'_> {
                 source: "on-demand quota".into(),
             },
         };
-        let (market, audit) = (&self.model.tables[0], &self.model.tables[1]);
+        let (market, audit, latest) = (
+            &self.model.tables[0],
+            &self.model.tables[1],
+            &self.model.tables[2],
+        );
         let mut checks = vec![Check {
             what: format!("{} WRU/s, table", market.name),
             limit: Some(limit("table")),
@@ -167,6 +171,12 @@ impl Plan<'_> {
                 }),
             });
         }
+        checks.push(Check {
+            what: format!("{} WRU/s, table", latest.name),
+            limit: Some(limit("table")),
+            shared: Some("latest table"),
+            need: Box::new(move |rate, trades| self.writes(path, rate, trades).latest),
+        });
         let buckets = f64::from(settings.index_buckets);
         checks.push(Check {
             what: format!("hottest index partition WRU/s ({buckets} buckets)"),

@@ -67,6 +67,11 @@ fn prod_at_ten_thousand_events_a_second_is_split_as_computed_by_hand() {
         row(&bus.rows, "audit-trail-prod WRU/s, EventTypeIndex").need,
         4_000.0
     ));
+    // Each stored event puts its latest-price item once: 4 000 units/s on the bus.
+    assert!(close(
+        row(&bus.rows, "latest-prices-prod WRU/s, table").need,
+        4_000.0
+    ));
     // Alone, 40 % trades: 10 000 records + 4 000 guards = 14 000; 40 000 / 1.4 = 28 571.
     let market = row(&bus.rows, "market-data-prod WRU/s, table");
     assert!(close(market.need_alone, 14_000.0));
@@ -92,9 +97,13 @@ fn prod_at_ten_thousand_events_a_second_is_split_as_computed_by_hand() {
     assert!(close(row(&stream.rows, "Lambda concurrency").need, 24.0));
     // 24 batchers each gather 6 000 / 24 = 250 records a second: 24 invocations/s.
     assert!(close(row(&stream.rows, "Lambda invocations").need, 24.0));
-    // Quotes write no guard: 6 000 records.
+    // Quotes write no guard: 6 000 records; and, priced at the most, a latest-price put each.
     assert!(close(
         row(&stream.rows, "market-data-prod WRU/s, table").need,
+        6_000.0
+    ));
+    assert!(close(
+        row(&stream.rows, "latest-prices-prod WRU/s, table").need,
         6_000.0
     ));
 
@@ -108,6 +117,10 @@ fn prod_at_ten_thousand_events_a_second_is_split_as_computed_by_hand() {
         row(&r.together, "market-data-prod WRU/s, table").need,
         14_000.0
     ));
+    // And latest-prices: one put per event, 10 000 of the on-demand table's 40 000.
+    let latest = row(&r.together, "latest-prices-prod WRU/s, table");
+    assert!(close(latest.need, 10_000.0));
+    assert_eq!(latest.binds_at, Some(40_000));
     assert!(close(
         row(&r.together, "hottest index partition").need,
         625.0
@@ -249,9 +262,9 @@ fn costs_per_event_are_the_unit_prices_times_what_an_event_uses() {
     let config = stack("prod");
     let r = report_of(&config, &load(10_000));
     // A trade on the bus: $1.00 EventBridge + $0.20 Lambda requests + 1 GB x 20 ms at
-    // $0.0000133334 per GB-s (0.266668 per million) + 6 WRU at $0.625 (3.75), per million.
+    // $0.0000133334 per GB-s (0.266668 per million) + 7 WRU at $0.625 (4.375), per million.
     let bus = r.path(Path::Bus).expect("bus");
-    assert!(close(bus.cost.per_million, 1.00 + 0.20 + 0.266_668 + 3.75));
+    assert!(close(bus.cost.per_million, 1.00 + 0.20 + 0.266_668 + 4.375));
     let month_seconds = 730.0 * 3600.0;
     assert!(close(
         bus.cost.per_month,
@@ -259,11 +272,11 @@ fn costs_per_event_are_the_unit_prices_times_what_an_event_uses() {
     ));
     // A quote on the on-demand stream, per million: 1 KB billed per record in and out
     // (1e6 KB = 0.953674 GB at $0.08 + $0.04), a 250-record batch per $0.20 request, 125 ms per
-    // batch at 1 GB, 3 WRU at $0.625 (the record, its SymbolIndex copy, the PROCESSED entry);
-    // plus the stream's 730 h at $0.04 over the month.
+    // batch at 1 GB, 4 WRU at $0.625 (the record, its SymbolIndex copy, the PROCESSED entry,
+    // the latest-price put); plus the stream's 730 h at $0.04 over the month.
     let stream = r.path(Path::Stream).expect("stream");
     let gb = 1e6 / (1024.0 * 1024.0);
-    let variable = gb * 0.12 + 0.20 / 250.0 + 1e6 / 250.0 * 0.125 * 0.000_013_333_4 + 3.0 * 0.625;
+    let variable = gb * 0.12 + 0.20 / 250.0 + 1e6 / 250.0 * 0.125 * 0.000_013_333_4 + 4.0 * 0.625;
     let events = 6_000.0 * month_seconds;
     let month = variable * events / 1e6 + 730.0 * 0.04;
     assert!(close(stream.cost.per_month, month));
@@ -289,31 +302,35 @@ fn write_units_are_the_ones_cost_charges() {
     assert_eq!(trade.audit(), 2.0);
     assert_eq!(trade.audit_table(), 1.0);
     assert_eq!(trade.index(names::EVENT_TYPE_INDEX), 1.0);
+    // The latest-price put: one unit, in a table without indexes.
+    assert_eq!(trade.latest, 1.0);
+    assert_eq!(trade.total(), 7.0);
     let rejected = cost::write_units_per_event(mix(1.0, 1.0), Ingest::Bus);
     assert_eq!(rejected.market(), 0.0);
     assert_eq!(rejected.audit(), 2.0);
+    assert_eq!(rejected.latest, 0.0, "a rejected event updates no view");
 
     // The stream path: a record in SymbolIndex only, its PROCESSED entry in no index.
     let quote = cost::write_units_per_event(mix(0.0, 0.0), Ingest::Stream);
     assert_eq!(
-        (quote.market(), quote.audit(), quote.total()),
-        (2.0, 1.0, 3.0)
+        (quote.market(), quote.audit(), quote.latest, quote.total()),
+        (2.0, 1.0, 1.0, 4.0)
     );
     assert_eq!(quote.index(names::EXCHANGE_INDEX), 0.0);
     assert_eq!(quote.index(names::SYMBOL_INDEX), 1.0);
     assert_eq!(quote.index(names::EVENT_TYPE_INDEX), 0.0);
     let trade = cost::write_units_per_event(mix(1.0, 0.0), Ingest::Stream);
-    assert_eq!(trade.total(), 4.0);
+    assert_eq!(trade.total(), 5.0);
     // A rejected record is audited, and indexed, the same on either path.
     let rejected = cost::write_units_per_event(mix(0.0, 1.0), Ingest::Stream);
     assert_eq!(
         (rejected.total(), rejected.index(names::EVENT_TYPE_INDEX)),
         (2.0, 1.0)
     );
-    // The session's mix (40 % trades): 5.4 units an event by the bus, 3.4 by the stream.
+    // The session's mix (40 % trades): 6.4 units an event by the bus, 4.4 by the stream.
     let session = |ingest| cost::write_units_per_event(mix(0.4, 0.0), ingest).total();
-    assert!((session(Ingest::Bus) - 5.4).abs() < 1e-9);
-    assert!((session(Ingest::Stream) - 3.4).abs() < 1e-9);
+    assert!((session(Ingest::Bus) - 6.4).abs() < 1e-9);
+    assert!((session(Ingest::Stream) - 4.4).abs() < 1e-9);
 }
 
 #[test]

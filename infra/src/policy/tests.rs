@@ -73,6 +73,31 @@ fn iam_no_wildcards_rejects_wildcard_actions_resources_and_principals() {
 }
 
 #[test]
+fn iam_no_wildcards_holds_every_table_statement() {
+    let statements = "resources.processorPolicy.properties.policy.fn::toJSON.Statement";
+    let program = program("dev");
+    let sids: Vec<&str> = (0..3)
+        .map(|i| {
+            program["resources"]["processorPolicy"]["properties"]["policy"]["fn::toJSON"]
+                ["Statement"][i]["Sid"]
+                .as_str()
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(sids, ["MarketDataTable", "AuditTrailTable", "LatestTable"]);
+    for i in 0..3 {
+        let found = violations("dev", |p, _| {
+            set(p, &format!("{statements}.{i}.Action.0"), "dynamodb:*")
+        });
+        assert_eq!(rules(&found), [IAM_NO_WILDCARDS], "statement {i}");
+        let found = violations("dev", |p, _| {
+            set(p, &format!("{statements}.{i}.Resource.0"), "*")
+        });
+        assert_eq!(rules(&found), [IAM_NO_WILDCARDS], "statement {i}");
+    }
+}
+
+#[test]
 fn table_encryption_can_fail() {
     let found = violations("dev", |p, _| {
         set(
@@ -105,7 +130,7 @@ fn prod_point_in_time_recovery_can_fail_and_only_in_prod() {
         config.insert("pointInTimeRecovery".to_string(), Value::Bool(false));
     });
     assert_eq!(rules(&found), [PROD_POINT_IN_TIME_RECOVERY]);
-    assert_eq!(found.len(), 2, "both tables");
+    assert_eq!(found.len(), 3, "every table");
     assert_eq!(violations("dev", |_, _| {}), []);
 }
 
@@ -279,6 +304,16 @@ fn loss_paths_alarmed_fails_for_each_loss_path_without_an_alarm() {
         (
             "auditTrailTableSystemErrorsAlarm",
             "auditTrailTable",
+            "SystemErrors",
+        ),
+        (
+            "latestTableThrottlesAlarm",
+            "latestTable",
+            "ThrottledRequests",
+        ),
+        (
+            "latestTableSystemErrorsAlarm",
+            "latestTable",
             "SystemErrors",
         ),
         ("silentFeedAlarm", "processorFunction", "Processed"),

@@ -96,7 +96,7 @@ pub fn config_entries(model: &Model) -> Vec<ConfigEntry> {
     add(
         BILLING,
         "string",
-        "DynamoDB billing mode of both tables",
+        "DynamoDB billing mode of every table",
         string(t.billing_mode.as_str()),
     );
     if let Some(capacity) = t.capacity {
@@ -116,13 +116,13 @@ pub fn config_entries(model: &Model) -> Vec<ConfigEntry> {
     add(
         PITR,
         "boolean",
-        "Point-in-time recovery on both tables",
+        "Point-in-time recovery on every table",
         Value::Bool(t.point_in_time_recovery),
     );
     add(
         DELETION_PROTECTION,
         "boolean",
-        "Deletion protection on both tables",
+        "Deletion protection on every table",
         Value::Bool(t.deletion_protection),
     );
     if let Some(rule) = model.rules.first() {
