@@ -581,7 +581,8 @@ pub fn estimate(config: &StackConfig, model: &Model, traffic: &Traffic) -> Estim
     }
     notes.push(
         "not counted: free tiers, cold-start init time, retries, DLQ and SNS traffic (cents), \
-         reads by operators, log compression (storage is counted uncompressed, an upper bound)"
+         reads by operators and by replays (a replayed event queries SymbolIndex), log compression \
+         (storage is counted uncompressed, an upper bound)"
             .to_string(),
     );
     Estimate { lines, notes }
@@ -742,16 +743,16 @@ mod tests {
         let model = Model::from_stack(&config);
         let e = estimate(&config, &model, &traffic(1));
         // 21 alarms (the stream's iterator age among them, two per table); the rejected share
-        // reads 4 metrics and market-data's two DynamoDB alarms 2 each: 21 - 3 + 4 + 2 + 2 = 26
-        // alarm metrics at $0.10 (prod's period is 60 s).
+        // reads 4 metrics and market-data's two DynamoDB alarms 3 each (GetItem, PutItem,
+        // Query): 21 - 3 + 4 + 3 + 3 = 28 alarm metrics at $0.10 (prod's period is 60 s).
         assert_eq!(model.alarms.len(), 21);
         let metrics: usize = model.alarms.iter().map(|a| a.metric_count()).sum();
-        assert_eq!(metrics, 26);
-        assert!((cost_of(&e, "CloudWatch alarms") - 2.6).abs() < 1e-9);
+        assert_eq!(metrics, 28);
+        assert!((cost_of(&e, "CloudWatch alarms") - 2.8).abs() < 1e-9);
         let mut fast = config.clone();
         fast.alarms.period_seconds = 30;
         let e = estimate(&fast, &Model::from_stack(&fast), &traffic(1));
-        assert!((cost_of(&e, "CloudWatch alarms") - 26.0 * 0.30).abs() < 1e-9);
+        assert!((cost_of(&e, "CloudWatch alarms") - 28.0 * 0.30).abs() < 1e-9);
     }
 
     #[test]

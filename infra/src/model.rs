@@ -255,15 +255,29 @@ pub struct QueueSpec {
 pub struct RoleSpec {
     pub name: String,
     pub policy_name: String,
-    /// Per table, in the order of [`Model::tables`]: `PutItem` for every write (conditional
-    /// puts return the existing item themselves; on latest-prices a failed condition is an
-    /// older event, which must not overwrite a newer one), `GetItem` on market-data to check the
-    /// record behind a taken dedupe guard, `DescribeTable` for the warm-up at init.
+    /// Per table, in the order of [`Model::tables`], on the table's ARN: `PutItem` for every
+    /// write (conditional puts return the existing item themselves; on latest-prices a failed
+    /// condition is an older event, which must not overwrite a newer one), `GetItem` on
+    /// market-data to check the record behind a taken dedupe guard, `DescribeTable` for the
+    /// warm-up at init.
     pub table_actions: Vec<Vec<&'static str>>,
+    /// On one index's ARN each, never the table's: `Query` on market-data's `SymbolIndex`, where
+    /// a replayed event with a new envelope id finds its original by symbol, event time and
+    /// content (`processor::store::Store::find_same`).
+    pub index_actions: Vec<IndexGrant>,
     /// On the function's own log group.
     pub log_actions: Vec<&'static str>,
     /// On the DLQ: Lambda sends failed asynchronous invocations there with the function's role.
     pub queue_actions: Vec<&'static str>,
+}
+
+/// Actions the role may take on one index of a table, and on nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexGrant {
+    /// The table, as its position in [`Model::tables`].
+    pub table: usize,
+    pub index: &'static str,
+    pub actions: Vec<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -518,23 +532,40 @@ fn role(name: String, policy_name: String) -> RoleSpec {
             vec!["dynamodb:DescribeTable", "dynamodb:PutItem"],
             vec!["dynamodb:DescribeTable", "dynamodb:PutItem"],
         ],
+        index_actions: vec![IndexGrant {
+            table: 0,
+            index: names::SYMBOL_INDEX,
+            actions: vec!["dynamodb:Query"],
+        }],
         log_actions: vec!["logs:CreateLogStream", "logs:PutLogEvents"],
         queue_actions: vec!["sqs:SendMessage"],
     }
 }
 
 impl RoleSpec {
-    /// Per table, the operations the processor calls while it handles an event: its actions
-    /// without `DescribeTable`, which runs once at init and fails it loudly instead.
+    /// Per table, the operations the processor calls while it handles an event, on the table
+    /// or one of its indexes: its actions without `DescribeTable`, which runs once at init and
+    /// fails it loudly instead. DynamoDB counts an index's throttled or failed requests under
+    /// its table's name and the operation, so this is what the per-table alarms sum.
     pub fn table_operations(&self) -> Vec<Vec<&'static str>> {
         self.table_actions
             .iter()
-            .map(|actions| {
-                actions
+            .enumerate()
+            .map(|(table, actions)| {
+                let on_indexes = self
+                    .index_actions
                     .iter()
+                    .filter(|grant| grant.table == table)
+                    .flat_map(|grant| grant.actions.iter());
+                let mut operations: Vec<&'static str> = actions
+                    .iter()
+                    .chain(on_indexes)
                     .filter_map(|action| action.strip_prefix("dynamodb:"))
                     .filter(|operation| *operation != "DescribeTable")
-                    .collect()
+                    .collect();
+                operations.sort_unstable();
+                operations.dedup();
+                operations
             })
             .collect()
     }
@@ -777,6 +808,22 @@ mod tests {
                 vec!["dynamodb:DescribeTable", "dynamodb:PutItem"]
             ]
         );
+        // Query reaches one index of market-data and not the table itself.
+        assert_eq!(
+            model.role.index_actions,
+            [IndexGrant {
+                table: 0,
+                index: names::SYMBOL_INDEX,
+                actions: vec!["dynamodb:Query"],
+            }]
+        );
+        assert!(
+            model.role.table_actions[0]
+                .iter()
+                .all(|a| *a != "dynamodb:Query")
+        );
+        let index = &model.tables[0].indexes;
+        assert!(index.iter().any(|i| i.name == names::SYMBOL_INDEX));
         assert_eq!(
             model.role.log_actions,
             ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -874,7 +921,11 @@ mod tests {
         let model = Model::from_stack(&stack("dev"));
         assert_eq!(
             model.role.table_operations(),
-            [vec!["GetItem", "PutItem"], vec!["PutItem"], vec!["PutItem"]]
+            [
+                vec!["GetItem", "PutItem", "Query"],
+                vec!["PutItem"],
+                vec!["PutItem"]
+            ]
         );
         let throttles = |index| {
             model
@@ -889,10 +940,16 @@ mod tests {
             ..
         }) = throttles(0)
         else {
-            panic!("market-data sums two operations");
+            panic!("market-data sums three operations");
         };
-        assert_eq!(expression, "FILL(getitem, 0) + FILL(putitem, 0)");
-        assert_eq!(metrics.len(), 2);
+        // Query on SymbolIndex throttles under the table's name, as Query.
+        assert_eq!(
+            expression,
+            "FILL(getitem, 0) + FILL(putitem, 0) + FILL(query, 0)"
+        );
+        assert_eq!(metrics.len(), 3);
+        assert_eq!(metrics[2].1.dimensions["Operation"], "Query");
+        assert_eq!(metrics[2].1.dimensions["TableName"], "market-data-dev");
         let Some(AlarmMetric::Metric(metric)) = throttles(1) else {
             panic!("audit-trail has one operation");
         };

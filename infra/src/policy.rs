@@ -34,7 +34,7 @@ pub const STREAM_DELIVERY: &str = "stream-delivery";
 pub const RULES: [(&str, &str); 12] = [
     (
         IAM_NO_WILDCARDS,
-        "IAM and resource policies: no action containing `*`, no NotAction/NotResource/NotPrincipal, no `*` principal in an Allow (a Deny for everyone only narrows), no resource `*`; a resource may contain `*` only after the ARN of a resource of this program (e.g. its log streams); Lambda permissions name their source ARN",
+        "IAM and resource policies: no action containing `*`, no NotAction/NotResource/NotPrincipal, no `*` principal in an Allow (a Deny for everyone only narrows), no resource `*`; a resource may contain `*` only after the ARN of a resource of this program (e.g. its log streams), and never after a DynamoDB table's (that reaches all its indexes: name each, `<table ARN>/index/<name>`); Lambda permissions name their source ARN",
     ),
     (
         TABLE_ENCRYPTION,
@@ -219,10 +219,6 @@ impl<'c, 'p> Checks<'c, 'p> {
         value.map(|v| self.resolve(v)).and_then(Value::as_bool) == Some(true)
     }
 
-    fn is_resource(&self, name: &str) -> bool {
-        self.resources.iter().any(|r| r.name == name)
-    }
-
     fn iam_no_wildcards(&mut self) {
         let mut found = Vec::new();
         for resource in self.resources {
@@ -319,7 +315,8 @@ impl<'c, 'p> Checks<'c, 'p> {
         problems
     }
 
-    /// `*` is allowed only after the ARN of a resource of this program, which it narrows.
+    /// `*` is allowed only after the ARN of a resource of this program, which it narrows, and
+    /// not after a table's: `<table ARN>/index/*` grants every index the table has or gets.
     fn resource_problem(&self, resource: &str) -> Option<String> {
         if !resource.contains('*') {
             return None;
@@ -328,13 +325,26 @@ impl<'c, 'p> Checks<'c, 'p> {
             return Some("is `*`: every resource of the account".to_string());
         }
         let before_star = resource.split('*').next().unwrap_or("");
-        let anchored = expr::parse(before_star).ok().is_some_and(|pieces| {
-            matches!(pieces.first(), Some(expr::Piece::Ref(r))
-                if r.property() == Some("arn") && r.accessors.len() == 1 && self.is_resource(&r.root))
-        });
-        (!anchored).then(|| {
-            format!("{resource:?} is a wildcard resource; start it with the ARN of a resource of this program")
-        })
+        let anchor = expr::parse(before_star)
+            .ok()
+            .and_then(|pieces| match pieces.first() {
+                Some(expr::Piece::Ref(r))
+                    if r.property() == Some("arn") && r.accessors.len() == 1 =>
+                {
+                    self.resources.iter().find(|res| res.name == r.root)
+                }
+                _ => None,
+            });
+        match anchor {
+            None => Some(format!(
+                "{resource:?} is a wildcard resource; start it with the ARN of a resource of this program"
+            )),
+            Some(table) if table.token == TABLE => Some(format!(
+                "{resource:?} reaches every index of table `{}`; name each index the role uses (<table ARN>/index/<name>)",
+                table.name
+            )),
+            Some(_) => None,
+        }
     }
 
     fn table_encryption(&mut self) {

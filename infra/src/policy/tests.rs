@@ -98,6 +98,69 @@ fn iam_no_wildcards_holds_every_table_statement() {
 }
 
 #[test]
+fn query_reaches_exactly_the_symbol_index() {
+    let program = program("prod");
+    let statements = program["resources"]["processorPolicy"]["properties"]["policy"]["fn::toJSON"]
+        ["Statement"]
+        .as_sequence()
+        .cloned()
+        .unwrap_or_default();
+    let querying: Vec<&Value> = statements
+        .iter()
+        .filter(|s| strings(s.get("Action")).contains(&"dynamodb:Query"))
+        .collect();
+    assert_eq!(querying.len(), 1, "one statement grants Query");
+    assert_eq!(strings(querying[0].get("Action")), ["dynamodb:Query"]);
+    assert_eq!(
+        strings(querying[0].get("Resource")),
+        ["${marketDataTable.arn}/index/SymbolIndex"]
+    );
+    // The table statements name their tables' ARNs and nothing under them.
+    for statement in statements.iter().take(3) {
+        let resources = strings(statement.get("Resource"));
+        assert_eq!(resources.len(), 1, "{statement:?}");
+        assert!(resources[0].ends_with("Table.arn}"), "{statement:?}");
+    }
+}
+
+#[test]
+fn iam_no_wildcards_refuses_a_wildcard_over_a_tables_indexes() {
+    let query = "resources.processorPolicy.properties.policy.fn::toJSON.Statement.3";
+    for wider in [
+        "${marketDataTable.arn}/index/*",
+        "${marketDataTable.arn}/*",
+        "${marketDataTable.arn}*",
+    ] {
+        let found = violations("dev", |p, _| set(p, &format!("{query}.Resource.0"), wider));
+        assert_eq!(rules(&found), [IAM_NO_WILDCARDS], "{wider}");
+        assert!(
+            found[0]
+                .message
+                .contains("every index of table `marketDataTable`"),
+            "{}",
+            found[0]
+        );
+    }
+    // A wildcard after another resource's ARN narrows it: the log group's streams.
+    let logs = "resources.processorPolicy.properties.policy.fn::toJSON.Statement.4";
+    let program = program("dev");
+    assert_eq!(
+        program["resources"]["processorPolicy"]["properties"]["policy"]["fn::toJSON"]["Statement"]
+            [4]["Resource"][0]
+            .as_str(),
+        Some("${processorLogGroup.arn}:*")
+    );
+    assert_eq!(
+        violations("dev", |p, _| set(
+            p,
+            &format!("{logs}.Resource.0"),
+            "${processorLogGroup.arn}:log-stream:*"
+        )),
+        []
+    );
+}
+
+#[test]
 fn table_encryption_can_fail() {
     let found = violations("dev", |p, _| {
         set(

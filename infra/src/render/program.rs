@@ -512,6 +512,23 @@ impl Resources<'_> {
                 ])
             })
             .collect();
+        // An index's ARN is its table's plus `/index/<name>`; naming it exactly keeps the grant
+        // off the table itself and off the table's other indexes.
+        statements.extend(role.index_actions.iter().filter_map(|grant| {
+            let table = self.model.tables.get(grant.table)?;
+            Some(obj([
+                ("Sid", string(format!("{}{}", sid(table.key), grant.index))),
+                ("Effect", string("Allow")),
+                ("Action", actions(&grant.actions)),
+                (
+                    "Resource",
+                    seq([string(format!(
+                        "${{{}.arn}}/index/{}",
+                        table.key, grant.index
+                    ))]),
+                ),
+            ]))
+        }));
         statements.extend([
             obj([
                 ("Sid", string("WriteOwnLogs")),
