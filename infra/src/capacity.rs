@@ -22,7 +22,7 @@ pub use print::print;
 pub use quotas::{QUOTAS_REVIEWED, Quota, RegionalQuota};
 
 /// One stream record: an event envelope, JSON, as EventBridge would deliver it.
-pub const STREAM_RECORD_KB: f64 = 0.5;
+pub const STREAM_RECORD_KB: f64 = cost::EVENT_KB;
 /// Processor time per record of a batch until a benchmark measures it: 250 ms for a batch of
 /// 500, with the 16 keys of prod's `concurrent_keys` in flight and each record's two or three
 /// writes taking about 8 ms together (500 / 16 rounds of 8 ms). A batch of B records is taken

@@ -31,6 +31,7 @@ const ROLE_POLICY: &str = "market-processor-access";
 const DLQ: &str = "market-processor-dlq";
 const TOPIC: &str = "market-data-alarms";
 const STREAM: &str = "market-data-stream";
+const ARCHIVE: &str = "market-data-archive";
 /// The key Kinesis encrypts the stream with: the account's AWS managed key for Kinesis, which
 /// needs no key policy and no KMS permission on the producer's or the function's role.
 pub const STREAM_KMS_KEY: &str = "alias/aws/kinesis";
@@ -54,8 +55,9 @@ const TABLE_SCHEMAS: [&names::TableSchema; 3] = [
 
 /// Every physical name is `<prefix>-<suffix>`; AWS caps each whole name at the given length.
 /// The tightest entry, tables and alarms included, decides how long a suffix may be.
-const NAME_LIMITS: [(&str, usize); 9] = [
+const NAME_LIMITS: [(&str, usize); 10] = [
     (BUS, 256),
+    (ARCHIVE, 48),
     (TRADE_RULE, 64),
     (QUOTE_RULE, 64),
     (names::FUNCTION_BASE_NAME, 64),
@@ -111,6 +113,17 @@ pub struct Model {
     pub alarms: Vec<AlarmSpec>,
     /// The stream path, when the stack has one.
     pub kinesis: Option<KinesisSpec>,
+    pub archive: ArchiveSpec,
+}
+
+/// The bus's archive, which replays read: every event of an accepted source, as it was put on
+/// the bus. Stream records never pass the bus and are not in it (the stream keeps its own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveSpec {
+    pub name: String,
+    pub retention_days: u32,
+    /// The archive's filter, exactly as EventBridge receives it in Pulumi and in the emulator.
+    pub event_pattern: serde_json::Value,
 }
 
 /// The Kinesis stream and the event source mapping that reads it into the processor.
@@ -454,6 +467,13 @@ impl Model {
             },
             sources: sources.clone(),
         };
+        // The rules' sources, with no detail-type: an event the rules would not route is still
+        // one a fixed rule may want to replay.
+        let archive = ArchiveSpec {
+            name: name(ARCHIVE),
+            retention_days: config.archive.retention_days,
+            event_pattern: json!({ "source": sources }),
+        };
         let tables = vec![market_data, audit_trail, latest];
         let role = role(name(ROLE), name(ROLE_POLICY));
         let alarms = alarms::alarms(
@@ -514,6 +534,7 @@ impl Model {
             silent_feed_periods: alarms_config.silent_feed_periods,
             alarms,
             kinesis,
+            archive,
         }
     }
 }
@@ -630,6 +651,7 @@ mod tests {
         names.extend(model.rules.iter().map(|r| (r.name.clone(), 64)));
         names.extend(model.tables.iter().map(|t| (t.name.clone(), 255)));
         names.push((model.dlq.name.clone(), 80));
+        names.push((model.archive.name.clone(), 48));
         names.push((model.role.name.clone(), 64));
         names.push((model.role.policy_name.clone(), 128));
         names.push((model.log_group.name.clone(), 512));
@@ -643,7 +665,7 @@ mod tests {
     fn the_longest_allowed_suffix_fits_every_name_and_one_more_does_not() {
         let mut config = stack("prod");
         let max = max_suffix_len();
-        assert_eq!(max, 42, "the IAM role name (64) is the tightest");
+        assert_eq!(max, 28, "the archive name (48) is the tightest");
         config.environment = "a".repeat(max);
         for (name, limit) in physical_names(&Model::from_stack(&config)) {
             assert!(name.len() <= limit, "{name} is longer than {limit}");
@@ -762,6 +784,20 @@ mod tests {
         assert_eq!(env[names::ENV_MAX_EVENT_AGE_SECONDS], "7200");
         assert_eq!(env[names::ENV_MAX_FUTURE_SKEW_SECONDS], "60");
         assert_eq!(env[names::ENV_AUDIT_RETENTION_DAYS], "9");
+    }
+
+    #[test]
+    fn the_archive_keeps_every_accepted_source_as_long_as_the_stack_says() {
+        let mut config = stack("prod");
+        config.events.accepted_sources = vec!["market.data".into(), "market.backfill".into()];
+        config.archive.retention_days = 21;
+        let archive = Model::from_stack(&config).archive;
+        assert_eq!(archive.name, "market-data-archive-prod");
+        assert_eq!(archive.retention_days, 21);
+        assert_eq!(
+            archive.event_pattern.to_string(),
+            r#"{"source":["market.data","market.backfill"]}"#
+        );
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub struct Outputs {
     pub audit_trail_table_arn: String,
     pub latest_table_name: String,
     pub latest_table_arn: String,
+    /// The bus's archive, which replays read.
+    pub archive_name: String,
+    pub archive_arn: String,
     pub dlq_url: String,
     pub dlq_arn: String,
     pub log_group_name: String,
@@ -40,7 +43,7 @@ pub struct Outputs {
 
 /// The outputs every deployed stack reports, as the Pulumi program names them: the fields of
 /// [`Outputs`] that are not local-only.
-pub const DEPLOYED_KEYS: [&str; 15] = [
+pub const DEPLOYED_KEYS: [&str; 17] = [
     "event_bus_name",
     "event_bus_arn",
     "lambda_function_name",
@@ -51,6 +54,8 @@ pub const DEPLOYED_KEYS: [&str; 15] = [
     "audit_trail_table_arn",
     "latest_table_name",
     "latest_table_arn",
+    "archive_name",
+    "archive_arn",
     "dlq_url",
     "dlq_arn",
     "log_group_name",

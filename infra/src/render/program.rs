@@ -21,6 +21,7 @@ pub struct ConfigEntry {
 }
 
 const EVENT_BUS: &str = "eventBus";
+const ARCHIVE: &str = "eventArchive";
 const DLQ: &str = "deadLetterQueue";
 const DLQ_POLICY: &str = "deadLetterQueuePolicy";
 const LOG_GROUP: &str = "processorLogGroup";
@@ -45,6 +46,7 @@ const TARGET_AGE: &str = "targetMaxEventAgeSeconds";
 const ASYNC_RETRIES: &str = "asyncMaxRetryAttempts";
 const ASYNC_AGE: &str = "asyncMaxEventAgeSeconds";
 const DLQ_RETENTION: &str = "dlqRetentionSeconds";
+const ARCHIVE_RETENTION: &str = "archiveRetentionDays";
 const ALARM_PERIOD: &str = "alarmPeriodSeconds";
 const ALARM_EVALUATIONS: &str = "alarmEvaluationPeriods";
 const ERRORS_THRESHOLD: &str = "errorsAlarmThreshold";
@@ -157,6 +159,12 @@ pub fn config_entries(model: &Model) -> Vec<ConfigEntry> {
         "integer",
         "Seconds the DLQ keeps a message",
         int(model.dlq.retention_seconds),
+    );
+    add(
+        ARCHIVE_RETENTION,
+        "integer",
+        "Days the bus's archive keeps an event for replays",
+        int(model.archive.retention_days),
     );
     add(
         ALARM_PERIOD,
@@ -308,6 +316,7 @@ impl Resources<'_> {
 
     fn all(&mut self) {
         self.bus();
+        self.archive();
         self.bus_policy();
         for rule in &self.model.rules {
             self.rule(rule);
@@ -334,6 +343,29 @@ impl Resources<'_> {
         self.add(
             EVENT_BUS,
             "aws:cloudwatch/eventBus:EventBus",
+            properties,
+            &[],
+        );
+    }
+
+    /// What `cargo xtask replay` replays from. EventBridge does not archive the events it
+    /// replays, so a replay does not grow the archive.
+    fn archive(&mut self) {
+        let archive = &self.model.archive;
+        let properties = obj([
+            ("name", string(&archive.name)),
+            (
+                "description",
+                string("Every event of an accepted source, for replays to the processor"),
+            ),
+            ("eventSourceArn", reference(EVENT_BUS, "arn")),
+            // The exact JSON the local emulator's archive gets too.
+            ("eventPattern", string(archive.event_pattern.to_string())),
+            ("retentionDays", config(ARCHIVE_RETENTION)),
+        ]);
+        self.add(
+            ARCHIVE,
+            "aws:cloudwatch/eventArchive:EventArchive",
             properties,
             &[],
         );
@@ -681,6 +713,8 @@ fn outputs(model: &Model) -> Value {
         outputs.push((format!("{stem}_arn"), reference(table.key, "arn")));
     }
     outputs.extend([
+        ("archive_name".into(), reference(ARCHIVE, "name")),
+        ("archive_arn".into(), reference(ARCHIVE, "arn")),
         ("dlq_url".into(), reference(DLQ, "url")),
         ("dlq_arn".into(), reference(DLQ, "arn")),
         ("log_group_name".into(), reference(LOG_GROUP, "name")),

@@ -305,7 +305,7 @@ fn the_compiler_prints_the_selected_stack_and_refuses_stale_config() {
     );
 
     scratch.edit("stacks/dev.yaml", |t| {
-        t.replace("retention_days: 7", "retention_days: 14")
+        t.replace("logs:\n  retention_days: 7", "logs:\n  retention_days: 14")
     });
     let err = program_for(root, None, Some("dev"))
         .expect_err("stale")
@@ -315,4 +315,44 @@ fn the_compiler_prints_the_selected_stack_and_refuses_stale_config() {
         .expect_err("unknown")
         .to_string();
     assert_eq!(err, "unknown stack `qa`; stacks: dev, prod, staging");
+}
+
+#[test]
+fn the_archive_is_on_the_stacks_bus_with_the_models_pattern_and_retention() {
+    for stack in ["dev", "staging", "prod"] {
+        let r = rendered(stack);
+        let program: Value = serde_yaml::from_str(&r.program).expect("parses");
+        let archive = &program["resources"]["eventArchive"];
+        assert_eq!(
+            archive["type"].as_str(),
+            Some("aws:cloudwatch/eventArchive:EventArchive")
+        );
+        let properties = &archive["properties"];
+        assert_eq!(
+            properties["eventSourceArn"].as_str(),
+            Some("${eventBus.arn}")
+        );
+        assert_eq!(
+            properties["name"].as_str(),
+            Some(r.model.archive.name.as_str())
+        );
+        // A JSON text, as EventBridge takes it, of the sources the bus accepts.
+        let pattern: serde_json::Value =
+            serde_json::from_str(properties["eventPattern"].as_str().unwrap_or_default())
+                .expect("the pattern is JSON");
+        assert_eq!(
+            pattern,
+            serde_json::json!({ "source": r.model.bus.sources })
+        );
+        assert_eq!(
+            properties["retentionDays"].as_str(),
+            Some("${archiveRetentionDays}")
+        );
+        let stack_file: Value =
+            serde_yaml::from_str(&r.stack_file(None).expect("renders")).expect("parses");
+        assert_eq!(
+            stack_file["config"]["market-data-pipeline:archiveRetentionDays"].as_u64(),
+            Some(u64::from(r.model.archive.retention_days))
+        );
+    }
 }

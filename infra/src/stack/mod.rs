@@ -46,6 +46,9 @@ pub struct StackConfig {
     #[serde(default)]
     pub audit: AuditConfig,
     pub dlq: DlqConfig,
+    /// The bus's archive, which `cargo xtask replay` replays from. Required: how long events
+    /// stay replayable is a decision per stack, bounded by the records' TTL.
+    pub archive: ArchiveConfig,
     pub logs: LogsConfig,
     pub alarms: AlarmsConfig,
     /// Applied to every taggable resource.
@@ -209,6 +212,13 @@ pub struct AsyncInvokeConfig {
 #[serde(deny_unknown_fields)]
 pub struct DlqConfig {
     pub retention_seconds: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveConfig {
+    /// Days EventBridge keeps each archived event.
+    pub retention_days: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -174,3 +174,39 @@ fn no_input_makes_the_loader_panic() {
         );
     }
 }
+
+#[test]
+fn the_archive_bounds_are_inclusive() {
+    let root = workspace_root();
+    let text = |stack: &str, archive_days: u32, ttl_days: u32| {
+        let text = std::fs::read_to_string(root.join(stack_file(stack))).expect("readable");
+        let config = StackConfig::load(&root, stack).expect("valid stack");
+        text.replace(
+            &format!(
+                "archive:\n  retention_days: {}",
+                config.archive.retention_days
+            ),
+            &format!("archive:\n  retention_days: {archive_days}"),
+        )
+        .replace(
+            &format!("ttl_days: {}", config.dynamodb.ttl_days),
+            &format!("ttl_days: {ttl_days}"),
+        )
+    };
+    let parse = |stack: &str, text: String| StackConfig::parse(&stack_file(stack), stack, &text);
+    let refused = |result: Result<StackConfig, StackErrors>| {
+        let err = result.expect_err("refused").to_string();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(": archive.retention_days: "), "{err}");
+    };
+    // The TTL less a day, and no more.
+    let dev = parse("dev", text("dev", 7, 8)).expect("7 days under an 8-day TTL");
+    assert_eq!(dev.archive.retention_days, 7);
+    refused(parse("dev", text("dev", 8, 8)));
+    // In production the DLQ's 14 days at least, and at most the TTL less a day.
+    assert!(parse("prod", text("prod", 14, 365)).is_ok());
+    refused(parse("prod", text("prod", 13, 365)));
+    assert!(parse("prod", text("prod", 364, 365)).is_ok());
+    // Outside production the DLQ does not bound it.
+    assert!(parse("staging", text("staging", 1, 30)).is_ok());
+}

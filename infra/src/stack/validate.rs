@@ -3,6 +3,7 @@
 //! production rules. Every check runs, so a file shows all its problems at once.
 
 mod alarms;
+mod archive;
 mod events;
 mod indexes;
 mod interpolation;
@@ -138,6 +139,7 @@ pub fn validate(config: &StackConfig, stack: &str) -> Vec<Problem> {
         config.dlq.retention_seconds,
         SQS_RETENTION_SECONDS,
     );
+    v.archive(config);
     if !LOG_RETENTION_DAYS.contains(&config.logs.retention_days) {
         v.push(
             "logs.retention_days",
