@@ -159,16 +159,17 @@ const LATEST_SYMBOLS: f64 = 10_000.0;
 const LATEST_VIEWS_PER_SYMBOL: f64 = 2.0;
 /// DynamoDB bills 100 bytes of overhead per stored item, in the table and in each index copy.
 const ITEM_OVERHEAD_BYTES: f64 = 100.0;
-/// Metrics the processor's EMF line declares (processor/src/metrics.rs): five metrics under one
-/// dimension set, `Environment`.
-const EMF_METRICS: u32 = 5;
-/// Platform lines (START, END, REPORT, about 0.35 KB), the EMF line (about 0.45 KB) and, at
-/// `info` and below, the processor's outcome line (about 0.4 KB); `debug` adds about 0.6 KB.
+/// The processor's EMF document, one per event (`processor::metrics::document`): its three
+/// directives with their dimension sets and metric declarations, the values and a timestamp.
+/// Lambda ships it to CloudWatch Logs like any line, and Logs bills its ingestion.
+pub const EMF_DOCUMENT_BYTES: f64 = 1_000.0;
+/// Besides the EMF document: platform lines (START, END, REPORT, about 0.35 KB) and, at `info`
+/// and below, the processor's outcome line (about 0.4 KB); `debug` adds about 0.6 KB.
 fn log_kb_per_invocation(level: LogLevel) -> f64 {
     match level {
-        LogLevel::Trace | LogLevel::Debug => 1.8,
-        LogLevel::Info => 1.2,
-        LogLevel::Warn | LogLevel::Error => 0.8,
+        LogLevel::Trace | LogLevel::Debug => 1.35,
+        LogLevel::Info => 0.75,
+        LogLevel::Warn | LogLevel::Error => 0.35,
     }
 }
 
@@ -447,12 +448,18 @@ pub fn estimate(config: &StackConfig, model: &Model, traffic: &Traffic) -> Estim
     match config.dynamodb.billing_mode {
         BillingMode::PayPerRequest => {
             for (table, writes) in [
-                (&market.name, writes.market()),
-                (&audit.name, writes.audit()),
-                (&latest.name, writes.latest),
+                (market, writes.market()),
+                (audit, writes.audit()),
+                (latest, writes.latest),
             ] {
+                let with = if table.indexes.is_empty() {
+                    ""
+                } else {
+                    " (with indexes)"
+                };
+                let table = &table.name;
                 lines.push(line(
-                    format!("DynamoDB writes, {table} (with indexes)"),
+                    format!("DynamoDB writes, {table}{with}"),
                     format!("{} WRU", millions(writes)),
                     DYNAMODB_ON_DEMAND_WRITES,
                     writes / 1e6,
@@ -535,10 +542,9 @@ pub fn estimate(config: &StackConfig, model: &Model, traffic: &Traffic) -> Estim
     ));
     lines.push(line(
         format!(
-            "DynamoDB storage, {} ({} symbols x {} views)",
+            "DynamoDB storage, {} ({} items)",
             latest.name,
-            thousands(LATEST_SYMBOLS as u64),
-            LATEST_VIEWS_PER_SYMBOL
+            thousands((LATEST_SYMBOLS * LATEST_VIEWS_PER_SYMBOL) as u64)
         ),
         format!("{latest_gib:.3} GB"),
         DYNAMODB_STORAGE,
@@ -582,7 +588,19 @@ pub fn estimate(config: &StackConfig, model: &Model, traffic: &Traffic) -> Estim
         LOGS_INGESTION,
         log_gb_month,
     ));
-    let retained = log_gb_month / DAYS_PER_MONTH * f64::from(config.logs.retention_days);
+    // Its own line: at volume the metrics' documents cost more to ingest than the metrics do.
+    let emf_gb_month = events_month * EMF_DOCUMENT_BYTES / GIB;
+    lines.push(line(
+        format!(
+            "CloudWatch Logs ingestion, EMF ({} B/event)",
+            thousands(EMF_DOCUMENT_BYTES as u64)
+        ),
+        format!("{emf_gb_month:.2} GB"),
+        LOGS_INGESTION,
+        emf_gb_month,
+    ));
+    let retained =
+        (log_gb_month + emf_gb_month) / DAYS_PER_MONTH * f64::from(config.logs.retention_days);
     lines.push(line(
         format!(
             "CloudWatch Logs storage ({} d retention)",
@@ -592,11 +610,15 @@ pub fn estimate(config: &StackConfig, model: &Model, traffic: &Traffic) -> Estim
         LOGS_STORAGE,
         retained,
     ));
+    // Every series has data in a month with traffic: the feed's exchanges and event types all
+    // trade, and every reason class is seen sooner or later. CloudWatch bills a series only in
+    // the hours it gets data, so a quiet one costs less.
+    let series = model.emf.series();
     lines.push(line(
         "CloudWatch custom metrics (EMF)",
-        format!("{EMF_METRICS} metrics"),
+        format!("{series} series ({} exchanges)", model.emf.exchanges.len()),
         CUSTOM_METRICS,
-        f64::from(EMF_METRICS),
+        series as f64,
     ));
     let alarm_price = if config.alarms.period_seconds < 60 {
         ALARM_HIGH_RESOLUTION
@@ -759,7 +781,8 @@ mod tests {
         ));
         assert!(cost_of(&e, "DynamoDB point-in-time") > 0.0, "prod has PITR");
         assert!(cost_of(&e, "CloudWatch alarms") > 0.0);
-        assert!(close(cost_of(&e, "CloudWatch custom"), 1.5));
+        // 95 series: 5 + (6 exchanges + OTHER) x 3 event types x 4 + 6 reason classes.
+        assert!(close(cost_of(&e, "CloudWatch custom"), 95.0 * 0.30));
         let sum: f64 = e.lines.iter().map(|l| l.monthly_usd).sum();
         assert!(close(e.total(), sum));
     }
@@ -834,6 +857,31 @@ mod tests {
             cost_of(&e, "EventBridge archive storage"),
             2.0 * held * 0.023
         ));
+    }
+
+    #[test]
+    fn the_emf_documents_are_their_own_log_line_and_the_series_follow_the_exchanges() {
+        let config = stack("prod");
+        let model = Model::from_stack(&config);
+        // 10 000 events/s: 26 280 M documents a month of 1 000 bytes, 24 475 GB at $0.50.
+        let e = estimate(&config, &model, &traffic(864_000_000));
+        let documents: f64 = 864e6 * 730.0 / 24.0;
+        let gb = documents * 1_000.0 / (1024.0 * 1024.0 * 1024.0);
+        assert!((gb - 24_475.16).abs() < 0.01, "{gb}");
+        let emf = cost_of(&e, "CloudWatch Logs ingestion, EMF");
+        assert!((emf - gb * 0.50).abs() < 1e-6, "{emf}");
+        // The other lines, at info: 0.75 KB an invocation.
+        let other = cost_of(&e, "CloudWatch Logs ingestion (");
+        assert!(
+            (other - documents * 0.75 * 1024.0 / (1024.0 * 1024.0 * 1024.0) * 0.50).abs() < 1e-6
+        );
+        // The series do not grow with traffic, only with the exchanges listed.
+        let metrics = |e: &Estimate| cost_of(e, "CloudWatch custom metrics");
+        assert!((metrics(&e) - 95.0 * 0.30).abs() < 1e-9);
+        let mut more = config.clone();
+        more.metrics.exchanges.push("CBOE".into());
+        let e = estimate(&more, &Model::from_stack(&more), &traffic(864_000_000));
+        assert!((metrics(&e) - 107.0 * 0.30).abs() < 1e-9);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 mod alarms;
 pub mod indexes;
+pub mod metrics;
 
 use std::collections::BTreeMap;
 
@@ -15,6 +16,7 @@ use crate::stack::principal::Principal;
 use crate::stack::{BillingMode, EventClass, MappingConfig, StackConfig, StreamMode};
 
 pub use alarms::{AlarmKind, AlarmMetric, AlarmSpec, Breach, MetricSpec, MissingData};
+pub use metrics::{Directive, EmfSpec};
 
 /// The Pulumi project name; stack config keys are namespaced with it.
 pub const PROJECT: &str = "market-data-pipeline";
@@ -114,6 +116,8 @@ pub struct Model {
     /// The stream path, when the stack has one.
     pub kinesis: Option<KinesisSpec>,
     pub archive: ArchiveSpec,
+    /// The processor's custom metrics, as the stack's `metrics` configures them.
+    pub emf: EmfSpec,
 }
 
 /// The bus's archive, which replays read: every event of an accepted source, as it was put on
@@ -406,6 +410,13 @@ impl Model {
                 config.lambda.log_level.as_str().to_string(),
             ),
         ]);
+        // Left out when empty: the processor's own default is no exchange of its own.
+        if !config.metrics.exchanges.is_empty() {
+            env.insert(
+                names::ENV_METRIC_EXCHANGES.to_string(),
+                config.metrics.exchanges.join(","),
+            );
+        }
         let kinesis = config.kinesis.as_ref().map(|k| {
             env.insert(
                 names::ENV_BATCH_CONCURRENCY.to_string(),
@@ -535,6 +546,7 @@ impl Model {
             alarms,
             kinesis,
             archive,
+            emf: EmfSpec::new(&config.metrics),
         }
     }
 }
@@ -769,6 +781,7 @@ mod tests {
             );
             assert_eq!(settings.audit_retention_days, config.audit.retention_days);
             assert_eq!(settings.index_buckets, config.dynamodb.index_buckets);
+            assert_eq!(settings.metric_exchanges, config.metrics.exchanges);
             assert_eq!(model.table_settings.index_buckets, settings.index_buckets);
         }
     }
@@ -798,6 +811,27 @@ mod tests {
             archive.event_pattern.to_string(),
             r#"{"source":["market.data","market.backfill"]}"#
         );
+    }
+
+    #[test]
+    fn the_metric_exchanges_reach_the_processor_only_when_there_are_any() {
+        let mut config = stack("prod");
+        assert_eq!(
+            config.metrics.exchanges,
+            ["NASDAQ", "NYSE", "LSE", "XETRA", "TSE", "COINBASE"]
+        );
+        let model = Model::from_stack(&config);
+        assert_eq!(
+            model.function.env[names::ENV_METRIC_EXCHANGES],
+            "NASDAQ,NYSE,LSE,XETRA,TSE,COINBASE"
+        );
+        // 5 + (6 exchanges + OTHER) x 3 event types x 4 + 6 reason classes.
+        assert_eq!(model.emf.series(), 95);
+        config.metrics.exchanges.clear();
+        let model = Model::from_stack(&config);
+        assert!(!model.function.env.contains_key(names::ENV_METRIC_EXCHANGES));
+        assert_eq!(model.emf.exchanges, [names::METRIC_OTHER_EXCHANGE]);
+        assert_eq!(model.emf.series(), 5 + 12 + 6);
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct StackConfig {
     /// The bus's archive, which `cargo xtask replay` replays from. Required: how long events
     /// stay replayable is a decision per stack, bounded by the records' TTL.
     pub archive: ArchiveConfig,
+    /// Feed-health metrics; absent, every exchange counts as `OTHER`.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     pub logs: LogsConfig,
     pub alarms: AlarmsConfig,
     /// Applied to every taggable resource.
@@ -219,6 +222,15 @@ pub struct DlqConfig {
 pub struct ArchiveConfig {
     /// Days EventBridge keeps each archived event.
     pub retention_days: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Exchanges with their own value of the feed-health metrics' `Exchange` dimension
+    /// (`METRIC_EXCHANGES`); events of any other exchange count as `OTHER`.
+    #[serde(default)]
+    pub exchanges: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

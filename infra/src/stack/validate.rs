@@ -8,6 +8,7 @@ mod events;
 mod indexes;
 mod interpolation;
 mod kinesis;
+mod metrics;
 mod windows;
 
 use std::fmt::Display;
@@ -140,6 +141,7 @@ pub fn validate(config: &StackConfig, stack: &str) -> Vec<Problem> {
         SQS_RETENTION_SECONDS,
     );
     v.archive(config);
+    v.metrics(&config.metrics);
     if !LOG_RETENTION_DAYS.contains(&config.logs.retention_days) {
         v.push(
             "logs.retention_days",
