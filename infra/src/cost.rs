@@ -137,9 +137,19 @@ pub const EVENTBRIDGE_ARCHIVE_STORAGE: Price = Price {
     per: "per GB-month of events in an archive (storage)",
     page: "https://aws.amazon.com/eventbridge/pricing/",
 };
+/// An account's first three dashboards are free; like every free tier, that is the account's, so
+/// the stack's dashboard is priced in full.
+pub const CLOUDWATCH_DASHBOARD: Price = Price {
+    usd: 3.00,
+    per: "per dashboard-month (an account's first 3 are free)",
+    page: "https://aws.amazon.com/cloudwatch/pricing/",
+};
 /// The prices of [`UNCONFIRMED_PRICES_TAKEN`].
-pub const UNCONFIRMED_PRICES: [Price; 2] =
-    [EVENTBRIDGE_ARCHIVE_PROCESSING, EVENTBRIDGE_ARCHIVE_STORAGE];
+pub const UNCONFIRMED_PRICES: [Price; 3] = [
+    EVENTBRIDGE_ARCHIVE_PROCESSING,
+    EVENTBRIDGE_ARCHIVE_STORAGE,
+    CLOUDWATCH_DASHBOARD,
+];
 
 /// One event as the bus delivers it and a stream record carries it: its envelope, JSON.
 pub const EVENT_KB: f64 = 0.5;
@@ -620,6 +630,12 @@ pub fn estimate(config: &StackConfig, model: &Model, traffic: &Traffic) -> Estim
         CUSTOM_METRICS,
         series as f64,
     ));
+    lines.push(line(
+        format!("CloudWatch dashboard ({})", model.dashboard.name),
+        "1 dashboard".to_string(),
+        CLOUDWATCH_DASHBOARD,
+        1.0,
+    ));
     let alarm_price = if config.alarms.period_seconds < 60 {
         ALARM_HIGH_RESOLUTION
     } else {
@@ -882,6 +898,16 @@ mod tests {
         more.metrics.exchanges.push("CBOE".into());
         let e = estimate(&more, &Model::from_stack(&more), &traffic(864_000_000));
         assert!((metrics(&e) - 107.0 * 0.30).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_dashboard_costs_the_same_at_any_traffic() {
+        let config = stack("dev");
+        let model = Model::from_stack(&config);
+        for events in [1, 1_000_000_000] {
+            let e = estimate(&config, &model, &traffic(events));
+            assert!((cost_of(&e, "CloudWatch dashboard") - 3.00).abs() < 1e-12);
+        }
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! indexes, event patterns, the Lambda environment — is decided here and nowhere else.
 
 mod alarms;
+pub mod cloudwatch;
+mod dashboard;
 pub mod indexes;
 pub mod metrics;
 
@@ -16,6 +18,7 @@ use crate::stack::principal::Principal;
 use crate::stack::{BillingMode, EventClass, MappingConfig, StackConfig, StreamMode};
 
 pub use alarms::{AlarmKind, AlarmMetric, AlarmSpec, Breach, MetricSpec, MissingData};
+pub use dashboard::DashboardSpec;
 pub use metrics::{Directive, EmfSpec};
 
 /// The Pulumi project name; stack config keys are namespaced with it.
@@ -34,6 +37,7 @@ const DLQ: &str = "market-processor-dlq";
 const TOPIC: &str = "market-data-alarms";
 const STREAM: &str = "market-data-stream";
 const ARCHIVE: &str = "market-data-archive";
+const DASHBOARD: &str = "market-data";
 /// The key Kinesis encrypts the stream with: the account's AWS managed key for Kinesis, which
 /// needs no key policy and no KMS permission on the producer's or the function's role.
 pub const STREAM_KMS_KEY: &str = "alias/aws/kinesis";
@@ -57,9 +61,10 @@ const TABLE_SCHEMAS: [&names::TableSchema; 3] = [
 
 /// Every physical name is `<prefix>-<suffix>`; AWS caps each whole name at the given length.
 /// The tightest entry, tables and alarms included, decides how long a suffix may be.
-const NAME_LIMITS: [(&str, usize); 10] = [
+const NAME_LIMITS: [(&str, usize); 11] = [
     (BUS, 256),
     (ARCHIVE, 48),
+    (DASHBOARD, 255),
     (TRADE_RULE, 64),
     (QUOTE_RULE, 64),
     (names::FUNCTION_BASE_NAME, 64),
@@ -118,6 +123,7 @@ pub struct Model {
     pub archive: ArchiveSpec,
     /// The processor's custom metrics, as the stack's `metrics` configures them.
     pub emf: EmfSpec,
+    pub dashboard: DashboardSpec,
 }
 
 /// The bus's archive, which replays read: every event of an accepted source, as it was put on
@@ -503,6 +509,20 @@ impl Model {
             },
         );
 
+        let emf = EmfSpec::new(&config.metrics);
+        let dashboard = dashboard::dashboard(
+            name(DASHBOARD),
+            &dashboard::Shown {
+                region: &config.region,
+                environment: suffix,
+                emf: &emf,
+                function: &function_name,
+                dlq: &dlq.name,
+                tables: &tables,
+                operations: role.table_operations(),
+            },
+        );
+
         Model {
             suffix: suffix.to_string(),
             region: config.region.clone(),
@@ -546,7 +566,8 @@ impl Model {
             alarms,
             kinesis,
             archive,
-            emf: EmfSpec::new(&config.metrics),
+            emf,
+            dashboard,
         }
     }
 }
@@ -664,6 +685,7 @@ mod tests {
         names.extend(model.tables.iter().map(|t| (t.name.clone(), 255)));
         names.push((model.dlq.name.clone(), 80));
         names.push((model.archive.name.clone(), 48));
+        names.push((model.dashboard.name.clone(), 255));
         names.push((model.role.name.clone(), 64));
         names.push((model.role.policy_name.clone(), 128));
         names.push((model.log_group.name.clone(), 512));

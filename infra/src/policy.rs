@@ -5,6 +5,7 @@
 //! (used in messages and in docs/infrastructure.md) and a test that makes it fail.
 
 mod bus;
+mod dashboard;
 mod loss;
 mod stream;
 
@@ -28,10 +29,11 @@ pub const PROVIDER_VERSION_PINNED: &str = "provider-version-pinned";
 pub const BUS_PUBLISHERS: &str = "bus-publishers";
 pub const LOSS_PATHS_ALARMED: &str = "loss-paths-alarmed";
 pub const STREAM_DELIVERY: &str = "stream-delivery";
+pub const DASHBOARD_METRICS: &str = "dashboard-metrics";
 
 /// Every rule with what it demands, in the order they run; docs/infrastructure.md lists them.
 #[cfg(test)]
-pub const RULES: [(&str, &str); 12] = [
+pub const RULES: [(&str, &str); 13] = [
     (
         IAM_NO_WILDCARDS,
         "IAM and resource policies: no action containing `*`, no NotAction/NotResource/NotPrincipal, no `*` principal in an Allow (a Deny for everyone only narrows), no resource `*`; a resource may contain `*` only after the ARN of a resource of this program (e.g. its log streams), and never after a DynamoDB table's (that reaches all its indexes: name each, `<table ARN>/index/<name>`); Lambda permissions name their source ARN",
@@ -79,6 +81,10 @@ pub const RULES: [(&str, &str); 12] = [
     (
         STREAM_DELIVERY,
         "every Kinesis stream has encryptionType KMS and a kmsKeyId; every event source mapping reading one has functionResponseTypes with ReportBatchItemFailures, an onFailure destinationArn naming a queue of this program, a positive maximumRecordAgeInSeconds, and startingPosition TRIM_HORIZON",
+    ),
+    (
+        DASHBOARD_METRICS,
+        "every dashboard body is JSON whose metric rows and SEARCH expressions name only metrics the processor emits (MarketData, under the dimension sets of its EMF directives, this stack's Environment) or AWS publishes (the AWS/Lambda, AWS/SQS and AWS/DynamoDB metrics model::cloudwatch lists, under their dimensions, naming functions, queues and tables of this program); a SEARCH has a {namespace,dimensions} schema and MetricName terms; and it shows ThrottledRequests of every DynamoDB table of the program",
     ),
 ];
 
@@ -142,6 +148,7 @@ pub fn check(program: &Value, context: &Context) -> Vec<Violation> {
     checks.bus_publishers();
     checks.loss_paths_alarmed();
     checks.stream_delivery();
+    checks.dashboard_metrics();
     checks.violations
 }
 

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use super::cloudwatch as cw;
 use super::{RuleSpec, TableSpec};
 use crate::stack::AlarmsConfig;
 
@@ -185,7 +186,7 @@ fn metric(
 
 pub(super) fn alarms(config: &AlarmsConfig, w: &Watched) -> Vec<AlarmSpec> {
     let name = |prefix: &str| names::suffixed(prefix, w.suffix);
-    let function = || [("FunctionName", w.function.to_string())];
+    let function = || [(cw::FUNCTION_NAME, w.function.to_string())];
     let lambda = |kind,
                   key: &str,
                   prefix: &str,
@@ -199,7 +200,7 @@ pub(super) fn alarms(config: &AlarmsConfig, w: &Watched) -> Vec<AlarmSpec> {
         key: key.to_string(),
         name: name(prefix),
         description,
-        metric: AlarmMetric::Metric(metric("AWS/Lambda", metric_name, statistic, function())),
+        metric: AlarmMetric::Metric(metric(cw::LAMBDA, metric_name, statistic, function())),
         comparison,
         threshold,
         breach,
@@ -210,7 +211,7 @@ pub(super) fn alarms(config: &AlarmsConfig, w: &Watched) -> Vec<AlarmSpec> {
             AlarmKind::FunctionErrors,
             "processorErrorsAlarm",
             ERRORS,
-            "Errors",
+            cw::ERRORS,
             "Sum",
             "GreaterThanOrEqualToThreshold",
             config.errors_threshold,
@@ -221,7 +222,7 @@ pub(super) fn alarms(config: &AlarmsConfig, w: &Watched) -> Vec<AlarmSpec> {
             AlarmKind::FunctionThrottles,
             "processorThrottlesAlarm",
             THROTTLES,
-            "Throttles",
+            cw::THROTTLES,
             "Sum",
             "GreaterThanOrEqualToThreshold",
             config.throttles_threshold,
@@ -232,7 +233,7 @@ pub(super) fn alarms(config: &AlarmsConfig, w: &Watched) -> Vec<AlarmSpec> {
             AlarmKind::FunctionDuration,
             "processorDurationAlarm",
             DURATION,
-            "Duration",
+            cw::DURATION,
             "Average",
             "GreaterThanThreshold",
             config.duration_threshold_ms,
@@ -283,7 +284,7 @@ pub(super) fn alarms(config: &AlarmsConfig, w: &Watched) -> Vec<AlarmSpec> {
         ),
     ];
 
-    let queue = || [("QueueName", w.dlq.to_string())];
+    let queue = || [(cw::QUEUE_NAME, w.dlq.to_string())];
     alarms.extend([
         AlarmSpec {
             kind: AlarmKind::DlqMessages,
@@ -293,12 +294,7 @@ pub(super) fn alarms(config: &AlarmsConfig, w: &Watched) -> Vec<AlarmSpec> {
                 "Messages waiting in {}: events that were never stored",
                 w.dlq
             ),
-            metric: AlarmMetric::Metric(metric(
-                "AWS/SQS",
-                "ApproximateNumberOfMessagesVisible",
-                "Maximum",
-                queue(),
-            )),
+            metric: AlarmMetric::Metric(metric(cw::SQS, cw::MESSAGES_VISIBLE, "Maximum", queue())),
             comparison: "GreaterThanThreshold",
             threshold: 0,
             breach: Breach::Any,
@@ -313,8 +309,8 @@ pub(super) fn alarms(config: &AlarmsConfig, w: &Watched) -> Vec<AlarmSpec> {
                 w.dlq
             ),
             metric: AlarmMetric::Metric(metric(
-                "AWS/SQS",
-                "ApproximateAgeOfOldestMessage",
+                cw::SQS,
+                cw::OLDEST_MESSAGE_AGE,
                 "Maximum",
                 queue(),
             )),
@@ -389,7 +385,7 @@ pub(super) fn alarms(config: &AlarmsConfig, w: &Watched) -> Vec<AlarmSpec> {
         alarms.push(table_alarm(
             AlarmKind::TableThrottles(index),
             TABLE_THROTTLES,
-            "ThrottledRequests",
+            cw::THROTTLED_REQUESTS,
             "Throttled requests",
         ));
         alarms.push(table_alarm(
@@ -481,12 +477,12 @@ fn per_operation(
 ) -> AlarmMetric {
     let one = |operation: &str| {
         metric(
-            "AWS/DynamoDB",
+            cw::DYNAMODB,
             metric_name,
             "Sum",
             [
-                ("TableName", table.to_string()),
-                ("Operation", operation.to_string()),
+                (cw::TABLE_NAME, table.to_string()),
+                (cw::OPERATION, operation.to_string()),
             ],
         )
     };

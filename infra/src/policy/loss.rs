@@ -8,6 +8,7 @@ use super::{
     Checks, EVENT_RULE, EVENT_TARGET, FUNCTION, LOSS_PATHS_ALARMED, METRIC_ALARM, QUEUE, Resource,
     TABLE,
 };
+use crate::model::cloudwatch as cw;
 use crate::schema::expr;
 
 /// A metric an alarm reads.
@@ -137,9 +138,9 @@ impl<'c, 'p> Checks<'c, 'p> {
             ] {
                 paths.push(path(
                     function,
-                    "AWS/Lambda",
+                    cw::LAMBDA,
                     metric,
-                    "FunctionName",
+                    cw::FUNCTION_NAME,
                     &name,
                     what,
                     true,
@@ -190,18 +191,18 @@ impl<'c, 'p> Checks<'c, 'p> {
             };
             paths.push(path(
                 queue,
-                "AWS/SQS",
-                "ApproximateNumberOfMessagesVisible",
-                "QueueName",
+                cw::SQS,
+                cw::MESSAGES_VISIBLE,
+                cw::QUEUE_NAME,
                 &name,
                 "events waiting for a redrive would go",
                 true,
             ));
             paths.push(path(
                 queue,
-                "AWS/SQS",
-                "ApproximateAgeOfOldestMessage",
-                "QueueName",
+                cw::SQS,
+                cw::OLDEST_MESSAGE_AGE,
+                cw::QUEUE_NAME,
                 &name,
                 "messages nearing the queue's retention, which deletes them, would go",
                 true,
@@ -213,16 +214,16 @@ impl<'c, 'p> Checks<'c, 'p> {
             };
             for (metric, what) in [
                 (
-                    "ThrottledRequests",
+                    cw::THROTTLED_REQUESTS,
                     "writes DynamoDB refuses for capacity would go",
                 ),
                 ("SystemErrors", "writes DynamoDB fails itself would go"),
             ] {
                 paths.push(path(
                     table,
-                    "AWS/DynamoDB",
+                    cw::DYNAMODB,
                     metric,
-                    "TableName",
+                    cw::TABLE_NAME,
                     &name,
                     what,
                     true,
@@ -242,9 +243,9 @@ impl<'c, 'p> Checks<'c, 'p> {
             };
             paths.push(path(
                 mapping,
-                "AWS/Lambda",
+                cw::LAMBDA,
                 "IteratorAge",
-                "FunctionName",
+                cw::FUNCTION_NAME,
                 &name,
                 "stream records ageing towards the DLQ would go",
                 false,
@@ -278,7 +279,7 @@ impl<'c, 'p> Checks<'c, 'p> {
         paths
     }
 
-    fn literal_name(&self, resource: &Resource) -> Option<String> {
+    pub(super) fn literal_name(&self, resource: &Resource) -> Option<String> {
         resource
             .get("name")
             .map(|v| self.resolve(v))

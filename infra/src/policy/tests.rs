@@ -224,7 +224,7 @@ fn suffix_in_names_can_fail() {
         "\"market-processor-role\" does not end in \"-dev\""
     );
     let found = violations("dev", |p, _| {
-        remove(p, "resources.deadLetterQueue.properties.name")
+        remove(p, "resources.eventArchive.properties.name")
     });
     assert_eq!(rules(&found), [SUFFIX_IN_NAMES]);
 }
@@ -469,4 +469,124 @@ fn docs_list_every_rule() {
         let row = format!("| `{rule}` | {description} |");
         assert!(docs.contains(&row), "no documentation row: {row}");
     }
+}
+
+/// Parses the dev dashboard's body, lets `edit` change it and puts it back.
+fn edited_dashboard(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<Violation> {
+    violations("dev", |p, _| {
+        let path = "resources.dashboard.properties.dashboardBody";
+        let text = crate::render::fixtures::at(p, path)
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let mut body: serde_json::Value = serde_json::from_str(&text).expect("the body is JSON");
+        edit(&mut body);
+        set(p, path, body.to_string());
+    })
+}
+
+/// The metric rows of widget `widget` of a dashboard body.
+fn rows(body: &mut serde_json::Value, widget: usize) -> &mut Vec<serde_json::Value> {
+    body["widgets"][widget]["properties"]["metrics"]
+        .as_array_mut()
+        .expect("a metric widget")
+}
+
+#[test]
+fn dashboard_metrics_refuses_a_metric_nobody_publishes() {
+    // A misspelt processor metric, and a real one under dimensions it is not emitted with.
+    let found = edited_dashboard(|b| rows(b, 1)[0][1] = "Processd".into());
+    assert_eq!(rules(&found), [DASHBOARD_METRICS]);
+    assert_eq!(
+        found[0].path,
+        "resources.dashboard.properties.dashboardBody.widgets[1].properties.metrics[0]"
+    );
+    assert!(
+        found[0].message.contains("emits no such metric"),
+        "{}",
+        found[0]
+    );
+    let found = edited_dashboard(|b| rows(b, 1)[0][1] = names::METRIC_LAG.into());
+    assert_eq!(rules(&found), [DASHBOARD_METRICS]);
+    // Another stack's environment, and a reason class the processor does not use.
+    let found = edited_dashboard(|b| rows(b, 1)[0][3] = "prod".into());
+    assert!(
+        found[0].message.contains("another environment's"),
+        "{}",
+        found[0]
+    );
+    let found = edited_dashboard(|b| rows(b, 4)[0][5] = "typo".into());
+    assert!(
+        found[0].message.contains("not a reason class"),
+        "{}",
+        found[0]
+    );
+    // An AWS metric the rule does not know, and a known one of a queue that is not the stack's.
+    let found = edited_dashboard(|b| rows(b, 5)[0][1] = "NumberOfMessagesVisible".into());
+    assert_eq!(rules(&found), [DASHBOARD_METRICS]);
+    let found = edited_dashboard(|b| rows(b, 5)[0][3] = "market-processor-dlq-prod".into());
+    assert!(
+        found[0].message.contains("no resource of this program"),
+        "{}",
+        found[0]
+    );
+    // The shorthand CloudWatch's editor writes says nothing the rule can check.
+    let found = edited_dashboard(|b| rows(b, 1)[1] = serde_json::json!(["...", "Failed"]));
+    assert_eq!(rules(&found), [DASHBOARD_METRICS]);
+}
+
+#[test]
+fn dashboard_metrics_reads_search_expressions() {
+    let lag = |b: &mut serde_json::Value| -> String {
+        rows(b, 2)[0][0]["expression"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    for (from, to, says) in [
+        (
+            "MetricName=\"Lag\"",
+            "MetricName=\"Lagg\"",
+            "not a metric the processor emits",
+        ),
+        ("MetricName=\"Lag\"", "", "names no MetricName"),
+        (
+            "{MarketData,Environment,Exchange,EventType} ",
+            "",
+            "has no {namespace",
+        ),
+        ("Environment=\"dev\" ", "", "every environment"),
+    ] {
+        let found = edited_dashboard(|b| {
+            let edited = lag(b).replace(from, to);
+            rows(b, 2)[0][0]["expression"] = edited.into();
+        });
+        assert_eq!(rules(&found), [DASHBOARD_METRICS], "{to:?}");
+        assert!(found[0].message.contains(says), "{}", found[0]);
+    }
+}
+
+#[test]
+fn dashboard_metrics_demands_every_table_and_a_readable_body() {
+    // The latest-prices table's throttles: the operation's row and the sum over it.
+    let found = edited_dashboard(|b| {
+        let throttles = rows(b, 7);
+        let kept = throttles.len() - 2;
+        throttles.truncate(kept);
+    });
+    assert_eq!(rules(&found), [DASHBOARD_METRICS]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].message.contains("\"latest-prices-dev\""),
+        "{}",
+        found[0]
+    );
+    let found = violations("dev", |p, _| {
+        set(
+            p,
+            "resources.dashboard.properties.dashboardBody",
+            "{widgets",
+        )
+    });
+    assert_eq!(rules(&found), [DASHBOARD_METRICS]);
 }

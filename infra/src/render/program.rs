@@ -31,6 +31,7 @@ const FUNCTION: &str = "processorFunction";
 const ASYNC_CONFIG: &str = "processorAsyncConfig";
 const TOPIC: &str = "alarmTopic";
 const EMAIL_SUBSCRIPTION: &str = "alarmEmailSubscription";
+const DASHBOARD: &str = "dashboard";
 
 const MEMORY: &str = "lambdaMemoryMb";
 const TIMEOUT: &str = "lambdaTimeoutSeconds";
@@ -333,6 +334,23 @@ impl Resources<'_> {
         }
         self.stream_mapping();
         self.alarms();
+        self.dashboard();
+    }
+
+    /// Dimensions name resources by physical name, as the alarms do: the body is a literal, so
+    /// the dashboard needs no other resource to exist first.
+    fn dashboard(&mut self) {
+        let dashboard = &self.model.dashboard;
+        let properties = obj([
+            ("dashboardName", string(&dashboard.name)),
+            ("dashboardBody", string(dashboard.body_json())),
+        ]);
+        self.add(
+            DASHBOARD,
+            "aws:cloudwatch/dashboard:Dashboard",
+            properties,
+            &[],
+        );
     }
 
     fn bus(&mut self) {

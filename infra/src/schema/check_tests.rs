@@ -336,3 +336,44 @@ fn checks_metric_queries_of_an_alarm_on_metric_math() {
         ]
     );
 }
+
+#[test]
+fn checks_the_dashboard_and_the_archive_against_their_types() {
+    let found = broken(|p| remove(p, "resources.dashboard.properties.dashboardBody"));
+    assert_eq!(
+        found,
+        [
+            "resources.dashboard.properties: missing required input `dashboardBody` of aws:cloudwatch/dashboard:Dashboard"
+        ]
+    );
+    // The body is JSON text, not a YAML mapping of it.
+    let found = broken(|p| {
+        let body: Value = serde_yaml::from_str("{widgets: []}").expect("yaml");
+        set(p, "resources.dashboard.properties.dashboardBody", body)
+    });
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("resources.dashboard.properties.dashboardBody:"),
+        "{found:?}"
+    );
+    let found = broken(|p| rename(p, "resources.dashboard.properties.dashboardName", "name"));
+    assert!(
+        found.iter().any(|f| f.contains("unknown property")),
+        "{found:?}"
+    );
+    let found = broken(|p| remove(p, "resources.eventArchive.properties.eventSourceArn"));
+    assert_eq!(
+        found,
+        [
+            "resources.eventArchive.properties: missing required input `eventSourceArn` of aws:cloudwatch/eventArchive:EventArchive"
+        ]
+    );
+    let found = broken(|p| {
+        set(
+            p,
+            "resources.eventArchive.properties.retentionDays",
+            "seven",
+        )
+    });
+    assert_eq!(found.len(), 1, "{found:?}");
+}
