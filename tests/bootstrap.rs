@@ -8,11 +8,14 @@ use tests::tables::{Tables, envelope, statuses};
 use tokio::process::{Child, Command};
 
 fn bootstrap(api: Option<&RuntimeApi>, market: &str, audit: &str) -> Command {
+    // The latest table is named like the others of the same test's tables.
+    let latest = market.replace(names::MARKET_DATA_TABLE_PREFIX, names::LATEST_TABLE_PREFIX);
     let mut cmd = Command::new(tests::binary("processor", "bootstrap"));
     cmd.env_clear()
         .envs(harness::moto::shared().env())
         .env(names::ENV_MARKET_DATA_TABLE, market)
         .env(names::ENV_AUDIT_TRAIL_TABLE, audit)
+        .env(names::ENV_LATEST_TABLE, latest)
         .env(names::ENV_ENVIRONMENT, "test")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -121,6 +121,7 @@ fn load(buckets: u16) -> Load {
         accepted_sources: vec![names::DEFAULT_SOURCE.into()],
         max_future_skew_seconds: 300,
         max_event_age_seconds: 7 * 86_400,
+        replay_max_age_seconds: None,
     };
     let received_at = end();
     let received = event::format_timestamp(received_at);

@@ -88,6 +88,8 @@ fn local_runs_the_session_and_prints_a_summary_and_a_query() {
         "{out}"
     );
     assert!(out.contains("Trade Execution"), "{out}");
+    assert!(out.contains("latest for AAPL:"), "{out}");
+    assert!(out.contains("trade#NASDAQ"), "{out}");
 }
 
 /// `local up` leaves a stack running for the user's own events until `local down`.
@@ -220,4 +222,35 @@ fn under_faults_and_redelivery_nothing_is_lost_or_stored_twice() {
     );
     assert!(out.contains("faults injected"), "{out}");
     assert!(!out.contains("faults injected (Throughput 0"), "{out}");
+}
+
+/// A faulted run, its DLQ redriven, then the whole run replayed from the archive under new
+/// envelope ids (the redriven copies are in the archive too): nothing is stored again, and
+/// every replayed event is accounted for as already there or rejected with its reason.
+#[test]
+fn a_replay_after_faults_and_a_redrive_stores_nothing_twice() {
+    let output = xtask(&[
+        "e2e",
+        "--local",
+        "--events",
+        "300",
+        "--faults",
+        "0.1",
+        "--redrive",
+        "2",
+        "--replay",
+        "new",
+        "--timeout",
+        "600",
+    ]);
+    let out = text(&output);
+    println!("{out}");
+    assert!(output.status.success(), "{out}");
+    let tally = &out[out.find(" done:").expect("the replay's tally")..];
+    assert_eq!(row(tally, "stored new"), Some(0), "{out}");
+    let replayed = row(tally, "replayed").expect("a replay count");
+    let there = row(tally, "already there").unwrap_or(0);
+    let rejected = row(tally, "rejected").unwrap_or(0);
+    assert!(replayed > 250, "{out}");
+    assert_eq!(there + rejected, replayed, "{out}");
 }

@@ -256,6 +256,7 @@ async fn an_unreachable_endpoint_is_an_error_not_a_panic() {
     let settings = names::Settings::from_map(&HashMap::from([
         ("MARKET_DATA_TABLE".to_string(), "market-data-x".to_string()),
         ("AUDIT_TRAIL_TABLE".to_string(), "audit-trail-x".to_string()),
+        ("LATEST_TABLE".to_string(), "latest-prices-x".to_string()),
         ("ENVIRONMENT".to_string(), "test".to_string()),
     ]))
     .unwrap();

@@ -21,6 +21,7 @@ fn rules() -> Rules {
         accepted_sources: settings.accepted_sources,
         max_future_skew_seconds: settings.max_future_skew_seconds,
         max_event_age_seconds: settings.max_event_age_seconds,
+        replay_max_age_seconds: None,
     }
 }
 

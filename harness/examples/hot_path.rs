@@ -140,6 +140,7 @@ fn run() -> Result<(), String> {
         accepted_sources: settings.accepted_sources.clone(),
         max_future_skew_seconds: settings.max_future_skew_seconds,
         max_event_age_seconds: settings.max_event_age_seconds,
+        replay_max_age_seconds: None,
     };
     let batches = match args.mode {
         Mode::Batch => batches(&events, args.batch_size)?,

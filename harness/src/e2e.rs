@@ -29,6 +29,9 @@ pub struct Options {
     pub redrives: usize,
     /// How long each of those redrives watches its copies.
     pub settle: Duration,
+    /// After the run (and the redrives), replay the run's range from the archive (local stack
+    /// only): nothing may be stored new, and every replayed event must be accounted for.
+    pub replay: Option<crate::replay::plan::Ids>,
 }
 
 /// A latency fault holds an answer past the processor's per-attempt timeout.
@@ -49,9 +52,15 @@ pub enum Target {
 /// `cargo xtask e2e`: the scenario against `target`.
 pub async fn run(root: &Path, target: &Target, options: &Options) -> Result<()> {
     let local = matches!(target, Target::Local(_));
-    if !local && (options.faults > 0.0 || options.redeliver_rate > 0.0 || options.redrives > 0) {
+    if !local
+        && (options.faults > 0.0
+            || options.redeliver_rate > 0.0
+            || options.redrives > 0
+            || options.replay.is_some())
+    {
         bail!(
-            "--faults, --redeliver-rate and --redrive need --local: they act on the local runner"
+            "--faults, --redeliver-rate, --redrive and --replay need --local: they act on the \
+             local runner"
         );
     }
     match target {
@@ -134,10 +143,83 @@ pub async fn run_local(root: &Path, stack: &str, options: &Options) -> Result<()
     }
     let run = result?;
     run.check(options)?;
-    if options.redrives == 0 {
-        return Ok(());
+    if options.redrives > 0 {
+        redrive_after(&local, options, &run, redeliver_per_mille).await?;
     }
-    redrive_after(&local, options, &run, redeliver_per_mille).await
+    if let Some(ids) = options.replay {
+        replay_after(root, &local, &run, ids, redeliver_per_mille).await?;
+    }
+    Ok(())
+}
+
+/// What `--replay` adds to a local run: the run's range replayed from the archive, through the
+/// local stand-in, to every processor rule. Every event of the range is in the tables already
+/// (stored, a duplicate, or rejected with its reason), so the replay must store nothing new,
+/// leave the record count as it was, and account for every replayed event.
+async fn replay_after(
+    root: &Path,
+    local: &LocalStack,
+    run: &Run,
+    ids: crate::replay::plan::Ids,
+    redeliver_per_mille: u32,
+) -> Result<()> {
+    let outputs = &local.outputs;
+    let clients = Clients::for_stack(outputs).await;
+    let before = scenario::count_records(&clients, outputs).await?;
+    let request = crate::replay::Request {
+        from: run.window.0,
+        // The window reaches past the clock by the allowed skew; nothing is archived there yet.
+        to: (run.window.1 + chrono::Duration::milliseconds(1)).min(Utc::now()),
+        rules: Vec::new(),
+        settle: Duration::from_secs(30),
+        // The run is accounted for and its DLQ checked, which is what the windows guard.
+        inside_retry_windows: true,
+        with_dlq_letters: false,
+        ids,
+    };
+    let plan = crate::replay::Plan::new(&local.model, outputs, &request, Utc::now())?;
+    plan.check_dlq(&clients.sqs, outputs).await?;
+    println!("\n{}", plan.describe());
+    let started = Utc::now();
+    let sources = local.start_sources(local.runner(redeliver_per_mille)?, redeliver_per_mille)?;
+    let replayed =
+        crate::replay::archive::replay(root, &clients, &local.model, outputs, &plan).await;
+    let tally = match replayed {
+        Ok(replayed) => crate::replay::settle(
+            &clients.dynamodb,
+            &local.model,
+            outputs,
+            &plan,
+            started,
+            Some(replayed),
+            request.settle,
+        )
+        .await
+        .map(|tally| (replayed, tally)),
+        Err(err) => Err(err),
+    };
+    sources.stop().await?;
+    let (replayed, tally) = tally?;
+    let after = scenario::count_records(&clients, outputs).await?;
+    crate::replay::print_tally(&plan, Some(replayed), &tally);
+    println!("  records before {before}, after {after}");
+    if replayed == 0 {
+        bail!("the replay found none of the run's events in the local archive");
+    }
+    if tally.stored_new > 0 || after != before {
+        bail!(
+            "the replay stored {} events new ({before} records before, {after} after): every \
+             event of the run was in the tables already",
+            tally.stored_new
+        );
+    }
+    if tally.accounted() != replayed {
+        bail!(
+            "{} of {replayed} replayed events accounted for",
+            tally.accounted()
+        );
+    }
+    Ok(())
 }
 
 fn print_runner(stats: &RunnerStats) {

@@ -23,6 +23,7 @@ pub mod moto;
 pub mod offline;
 pub mod publish;
 pub mod query;
+pub mod replay;
 pub mod runtime_api;
 pub mod scenario;
 pub mod session;

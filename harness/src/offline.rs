@@ -56,6 +56,7 @@ pub fn settings() -> Settings {
     let vars = [
         (names::ENV_MARKET_DATA_TABLE, "market-data-bench"),
         (names::ENV_AUDIT_TRAIL_TABLE, "audit-trail-bench"),
+        (names::ENV_LATEST_TABLE, "latest-prices-bench"),
         (names::ENV_ENVIRONMENT, "bench"),
     ]
     .into_iter()

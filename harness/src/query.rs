@@ -249,6 +249,8 @@ pub struct Args {
     /// RFC 3339 lower bound on the event time.
     pub since: Option<String>,
     pub limit: usize,
+    /// The latest view of this symbol instead of its records.
+    pub latest: Option<String>,
 }
 
 /// The newest records of a symbol (through SymbolIndex) or an exchange (ExchangeIndex),
@@ -299,6 +301,94 @@ pub async fn records(
     query.run(client).await
 }
 
+/// The latest view of `symbol`: its items in the latest-price table, one per exchange and view
+/// (`trade#NASDAQ`, `quote#NASDAQ`), in view order.
+pub async fn latest(client: &Client, table: &str, symbol: &str) -> Result<Vec<Item>> {
+    let mut items = Vec::new();
+    let mut pages = client
+        .query()
+        .table_name(table)
+        .key_condition_expression("#s = :s")
+        .expression_attribute_names("#s", names::LATEST_SCHEMA.hash_key)
+        .expression_attribute_values(":s", AttributeValue::S(symbol.to_string()))
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(item) = pages.next().await {
+        items.push(item.map_err(|e| sdk_error("Query", e))?);
+    }
+    Ok(items)
+}
+
+/// A price as stored, and the exchange that quotes it.
+pub type Quoted = Option<(String, String)>;
+
+/// The best bid and ask over a symbol's exchanges: the highest bid and the lowest ask, each with
+/// its exchange, compared as exact decimals.
+pub fn best_quote(items: &[Item]) -> (Quoted, Quoted) {
+    let decimal = |item: &Item, key: &str| match item.get(key) {
+        Some(AttributeValue::N(n)) => n
+            .parse::<rust_decimal::Decimal>()
+            .ok()
+            .map(|d| (d, n.clone())),
+        _ => None,
+    };
+    let mut bid: Option<(rust_decimal::Decimal, String, String)> = None;
+    let mut ask: Option<(rust_decimal::Decimal, String, String)> = None;
+    for item in items {
+        if text(item, names::EVENT_TYPE) != Some("quote") {
+            continue;
+        }
+        let exchange = text(item, names::EXCHANGE).unwrap_or_default().to_string();
+        if let Some((d, shown)) = decimal(item, names::BID)
+            && bid.as_ref().is_none_or(|(best, _, _)| d > *best)
+        {
+            bid = Some((d, shown, exchange.clone()));
+        }
+        if let Some((d, shown)) = decimal(item, names::ASK)
+            && ask.as_ref().is_none_or(|(best, _, _)| d < *best)
+        {
+            ask = Some((d, shown, exchange));
+        }
+    }
+    (
+        bid.map(|(_, shown, exchange)| (shown, exchange)),
+        ask.map(|(_, shown, exchange)| (shown, exchange)),
+    )
+}
+
+/// The latest view as the commands print it.
+pub fn print_latest(symbol: &str, items: &[Item]) {
+    let get = |item: &Item, key: &str| match item.get(key) {
+        Some(AttributeValue::S(s)) | Some(AttributeValue::N(s)) => s.clone(),
+        _ => String::new(),
+    };
+    println!("latest for {symbol}:");
+    println!(
+        "  {:<16} {:<25} {:>14} {:>8} {:>14} {:>14}  event",
+        "view", "event time", "price", "volume", "bid", "ask"
+    );
+    for item in items {
+        println!(
+            "  {:<16} {:<25} {:>14} {:>8} {:>14} {:>14}  {}",
+            get(item, names::VIEW),
+            get(item, names::LATEST_EVENT_TIME),
+            get(item, names::PRICE),
+            get(item, names::VOLUME),
+            get(item, names::BID),
+            get(item, names::ASK),
+            get(item, names::EVENT_ID),
+        );
+    }
+    if items.is_empty() {
+        println!("  (nothing stored for {symbol})");
+        return;
+    }
+    if let (Some((bid, bid_at)), Some((ask, ask_at))) = best_quote(items) {
+        println!("  best bid {bid} ({bid_at}), best ask {ask} ({ask_at})");
+    }
+}
+
 /// What a query by exchange cannot show on `model`'s stack: the records its stream path
 /// stored, which are in SymbolIndex only (`names::Ingest`). `None` when it misses nothing.
 pub fn exchange_note(model: &Model, args: &Args) -> Option<String> {
@@ -323,6 +413,11 @@ pub async fn run(root: &Path, stack: &str, args: &Args) -> Result<()> {
     let model = stack_model(root, Some(stack), &outputs)?;
     let config = crate::aws::sdk_config(&outputs).await;
     let client = Client::new(&config);
+    if let Some(symbol) = &args.latest {
+        let items = latest(&client, &outputs.latest_table_name, symbol).await?;
+        print_latest(symbol, &items);
+        return Ok(());
+    }
     let rows = records(
         &client,
         &outputs,
@@ -462,6 +557,7 @@ mod tests {
             exchange: exchange.map(String::from),
             since: None,
             limit: 5,
+            latest: None,
         };
         let note = exchange_note(&model("prod"), &args(None, Some("NASDAQ"))).expect("a note");
         assert!(note.contains("streams quote"), "{note}");

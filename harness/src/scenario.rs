@@ -379,6 +379,27 @@ pub async fn account(
     .await
 }
 
+/// Every market-data record of the stack (guards excluded): a scan, for the local stack's checks.
+pub async fn count_records(clients: &Clients, outputs: &Outputs) -> Result<u64> {
+    let mut count = 0;
+    let mut pages = clients
+        .dynamodb
+        .scan()
+        .table_name(&outputs.market_data_table_name)
+        .projection_expression("#s")
+        .expression_attribute_names("#s", names::SYMBOL)
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(item) = pages.next().await {
+        let item = item.map_err(|e| crate::aws::sdk_error("Scan", e))?;
+        if item.contains_key(names::SYMBOL) {
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
 /// [`account`], knowing that the events in `copies` (copy id -> original id) were published
 /// again by a redrive: a record one of them wrote counts for its original.
 #[allow(clippy::too_many_arguments)]

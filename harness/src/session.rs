@@ -392,6 +392,7 @@ mod tests {
             accepted_sources: vec![names::DEFAULT_SOURCE.into()],
             max_future_skew_seconds: 300,
             max_event_age_seconds: 7 * 86_400,
+            replay_max_age_seconds: None,
         };
         for (i, e) in session(2_000, 1, end()).iter().enumerate() {
             let raw = format!(

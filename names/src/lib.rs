@@ -16,6 +16,8 @@ pub use settings::Settings;
 pub const MARKET_DATA_TABLE_PREFIX: &str = "market-data";
 /// Prefix of the audit-trail table; the stack suffix follows after a `-`.
 pub const AUDIT_TRAIL_TABLE_PREFIX: &str = "audit-trail";
+/// Prefix of the latest-price table (one item per symbol and view, see [`LATEST_SCHEMA`]).
+pub const LATEST_TABLE_PREFIX: &str = "latest-prices";
 
 /// market-data partition key: the envelope id (or a dedupe guard id, see [`DEDUPE_KEY_PREFIX`]).
 pub const EVENT_ID: &str = "event_id";
@@ -135,6 +137,7 @@ pub const DEDUPE_SORT_KEY: &str = "-";
 
 pub const ENV_MARKET_DATA_TABLE: &str = "MARKET_DATA_TABLE";
 pub const ENV_AUDIT_TRAIL_TABLE: &str = "AUDIT_TRAIL_TABLE";
+pub const ENV_LATEST_TABLE: &str = "LATEST_TABLE";
 pub const ENV_ENVIRONMENT: &str = "ENVIRONMENT";
 pub const ENV_TTL_DAYS: &str = "TTL_DAYS";
 /// How many buckets the index keys of the items spread over; the stack's
@@ -159,6 +162,32 @@ pub const REDRIVE_OF_PREFIX: &str = "market-data:redrive-of:";
 /// than the one it is stored under (a redrive, or a copy adopting an orphaned guard): that id.
 pub const DELIVERED_AS: &str = "delivered_as";
 
+/// The envelope field EventBridge adds to every event it replays from an archive: the replay's
+/// name. A producer cannot set it: PutEvents entries carry only source, detail-type, detail,
+/// resources and time, and EventBridge builds the envelope around them.
+pub const REPLAY_NAME: &str = "replay-name";
+/// Attribute of a record or audit entry written for a replayed event: the replay's name.
+pub const REPLAYED_BY: &str = "replayed_by";
+/// Guard id prefix of a replayed event's content key (an event without a trade id, which has
+/// no [`DEDUPE_KEY_PREFIX`] guard): replayed copies of one archived event claim the same guard
+/// whatever envelope ids the replay gives them.
+pub const REPLAY_KEY_PREFIX: &str = "replay#";
+
+/// latest-prices partition key: the symbol (the plain attribute [`SYMBOL`]).
+/// Sort key: the view, `trade#<exchange>` or `quote#<exchange>` ([`latest_view`]).
+pub const VIEW: &str = "view";
+/// The view of a trade (last price and volume) or of a quote (best bid and ask as quoted).
+pub const VIEW_TRADE: &str = "trade";
+pub const VIEW_QUOTE: &str = "quote";
+/// Event time (`timestamp` of the record) of the event a latest item holds: the conditional
+/// write compares it, with [`EVENT_ID`] breaking ties.
+pub const LATEST_EVENT_TIME: &str = "event_time";
+
+/// The sort key of a latest item: `view#exchange`.
+pub fn latest_view(view: &str, exchange: &str) -> String {
+    format!("{view}#{exchange}")
+}
+
 /// The source accepted when `ACCEPTED_SOURCES` is not set.
 pub const DEFAULT_SOURCE: &str = "market.data";
 
@@ -182,6 +211,38 @@ pub const METRIC_DUPLICATE: &str = "Duplicate";
 pub const METRIC_REJECTED: &str = "Rejected";
 pub const METRIC_FAILED: &str = "Failed";
 pub const METRIC_PROCESSING_LATENCY: &str = "ProcessingLatency";
+/// Feed health, per exchange and event type ([`METRIC_FEED_DIMENSIONS`]): the counters above
+/// (`Processed`, `Duplicate`, `Rejected`) again, and the lag of each stored event in
+/// milliseconds: the time it was stored minus its event time.
+pub const METRIC_LAG: &str = "Lag";
+pub const METRIC_DIMENSION_EXCHANGE: &str = "Exchange";
+pub const METRIC_DIMENSION_EVENT_TYPE: &str = "EventType";
+/// The dimension set of the feed-health metrics.
+pub const METRIC_FEED_DIMENSIONS: [&str; 3] = [
+    METRIC_DIMENSION,
+    METRIC_DIMENSION_EXCHANGE,
+    METRIC_DIMENSION_EVENT_TYPE,
+];
+/// `Rejected` once more, per reason class ([`REJECT_CLASSES`]): dimensions `Environment`,
+/// `ReasonClass`.
+pub const METRIC_DIMENSION_REASON_CLASS: &str = "ReasonClass";
+/// What a rejection was about, from its first broken rule: the envelope (`id`, `version`,
+/// `resources`, `replay-name`, a record's `data`), the `source`, the `detail-type`, the event
+/// time window, a detail field, or a detail that is not a readable JSON object.
+pub const REJECT_CLASSES: [&str; 6] = [
+    "envelope",
+    "source",
+    "detail-type",
+    "time",
+    "field",
+    "malformed",
+];
+/// Exchanges outside the stack's `metrics.exchanges` are counted under this value, so that a
+/// producer's typo cannot create metrics (each one is billed per month).
+pub const METRIC_OTHER_EXCHANGE: &str = "OTHER";
+/// The exchanges that get their own feed-health dimension value (comma-separated); the stack's
+/// `metrics.exchanges`.
+pub const ENV_METRIC_EXCHANGES: &str = "METRIC_EXCHANGES";
 
 /// Name of the Lambda package the build produces and the program deploys.
 pub const FUNCTION_BASE_NAME: &str = "market-processor";
@@ -255,6 +316,15 @@ pub const MARKET_DATA_SCHEMA: TableSchema = TableSchema {
     hash_key: EVENT_ID,
     range_key: TIMESTAMP,
     indexes: &[EXCHANGE_INDEX_SCHEMA, SYMBOL_INDEX_SCHEMA],
+    ttl_attribute: EXPIRES_AT,
+};
+
+/// The latest trade and quote per symbol and exchange; no index: it is read a symbol at a time.
+pub const LATEST_SCHEMA: TableSchema = TableSchema {
+    prefix: LATEST_TABLE_PREFIX,
+    hash_key: SYMBOL,
+    range_key: VIEW,
+    indexes: &[],
     ttl_attribute: EXPIRES_AT,
 };
 

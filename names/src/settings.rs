@@ -11,6 +11,8 @@ use crate as names;
 pub struct Settings {
     pub market_data_table: String,
     pub audit_trail_table: String,
+    /// The latest trade and quote per symbol and exchange ([`names::LATEST_SCHEMA`]).
+    pub latest_table: String,
     pub environment: String,
     pub ttl_days: u32,
     /// How many buckets the index keys spread over (see [`names::bucket_of`]).
@@ -26,6 +28,9 @@ pub struct Settings {
     pub audit_retention_days: u32,
     /// Partition keys of one Kinesis batch handled at once; one key's records run in order.
     pub batch_concurrency: u32,
+    /// The exchanges that get their own feed-health metrics; others count as
+    /// [`names::METRIC_OTHER_EXCHANGE`].
+    pub metric_exchanges: Vec<String>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -96,6 +101,7 @@ impl Settings {
 
         let market_data_table = required(names::ENV_MARKET_DATA_TABLE)?;
         let audit_trail_table = required(names::ENV_AUDIT_TRAIL_TABLE)?;
+        let latest_table = required(names::ENV_LATEST_TABLE)?;
         let environment = required(names::ENV_ENVIRONMENT)?;
         let ttl_days = bounded(
             names::ENV_TTL_DAYS,
@@ -157,6 +163,17 @@ impl Settings {
             }
         };
 
+        let metric_exchanges = vars
+            .get(names::ENV_METRIC_EXCHANGES)
+            .map(|raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+
         let log_level = vars
             .get(names::ENV_LOG_LEVEL)
             .map(|s| s.trim().to_ascii_lowercase())
@@ -172,6 +189,7 @@ impl Settings {
         Ok(Settings {
             market_data_table,
             audit_trail_table,
+            latest_table,
             environment,
             ttl_days,
             index_buckets,
@@ -181,6 +199,7 @@ impl Settings {
             max_event_age_seconds,
             audit_retention_days,
             batch_concurrency,
+            metric_exchanges,
         })
     }
 }
@@ -196,9 +215,10 @@ mod tests {
             .collect()
     }
 
-    const REQUIRED: [(&str, &str); 3] = [
+    const REQUIRED: [(&str, &str); 4] = [
         ("MARKET_DATA_TABLE", "market-data-dev"),
         ("AUDIT_TRAIL_TABLE", "audit-trail-dev"),
+        ("LATEST_TABLE", "latest-prices-dev"),
         ("ENVIRONMENT", "dev"),
     ];
 
@@ -211,6 +231,15 @@ mod tests {
         assert_eq!(s.environment, "dev");
         assert_eq!(s.audit_retention_days, 2557);
         assert_eq!(s.index_buckets, 1);
+        assert!(s.metric_exchanges.is_empty());
+    }
+
+    #[test]
+    fn metric_exchanges_are_a_comma_separated_list() {
+        let mut v = vars(&REQUIRED);
+        v.insert("METRIC_EXCHANGES".into(), " NASDAQ, NYSE,,LSE ".into());
+        let s = Settings::from_map(&v).unwrap();
+        assert_eq!(s.metric_exchanges, ["NASDAQ", "NYSE", "LSE"]);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The event contract: what a valid trade or quote is, and why an invalid one is rejected.
 //! `docs/events.md` is the prose form of this module.
 
+use std::borrow::Cow;
+
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rust_decimal::Decimal;
@@ -110,6 +112,9 @@ pub struct MarketEvent {
     pub body: Body,
     /// Detail fields this contract does not know, kept verbatim.
     pub extra: Map<String, Value>,
+    /// The replay that delivered this copy (the envelope's `replay-name`, which only
+    /// EventBridge sets), when it came from an archive.
+    pub replay_name: Option<String>,
 }
 
 impl MarketEvent {
@@ -147,6 +152,20 @@ pub struct Rejection {
 }
 
 impl Rejection {
+    /// What the first broken rule is about: one of [`names::REJECT_CLASSES`], for the metric
+    /// of rejections by reason.
+    pub fn class(&self) -> &'static str {
+        let [envelope, source, detail_type, time, field, malformed] = names::REJECT_CLASSES;
+        match self.violations.first().map(|v| v.field.as_str()) {
+            Some("source") => source,
+            Some("detail-type") => detail_type,
+            Some("time" | "detail.timestamp") => time,
+            Some("detail") => malformed,
+            Some(f) if f.starts_with("detail.") => field,
+            _ => envelope,
+        }
+    }
+
     /// All violations in one line, for the audit `reason`.
     pub fn reason(&self) -> String {
         self.violations
@@ -163,6 +182,17 @@ pub struct Rules {
     pub accepted_sources: Vec<String>,
     pub max_future_skew_seconds: u32,
     pub max_event_age_seconds: u32,
+    /// How old a replayed event (one with `replay-name`) may be; `None` refuses the field, as
+    /// the stream path does: a Kinesis record's envelope is written by the producer, who could
+    /// otherwise claim to be a replay and escape the age rule.
+    pub replay_max_age_seconds: Option<u32>,
+}
+
+/// EventBridge's own rule for replay names (StartReplay's `ReplayName`): 1 to 64 of these.
+const MAX_REPLAY_NAME_LEN: usize = 64;
+
+fn is_replay_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')
 }
 
 /// Decodes and validates one EventBridge event given as raw JSON text. `now` is the processing
@@ -210,6 +240,14 @@ pub fn decode(raw: &str, rules: &Rules, now: DateTime<Utc>) -> Result<MarketEven
         }
     }
     let record_id = redrive_of(envelope.resources.as_deref(), &mut v);
+    let replay_name = replay_name(raw, rules, &mut v);
+    let rules_for_time = match (&replay_name, rules.replay_max_age_seconds) {
+        (Some(_), Some(max_age)) => Cow::Owned(Rules {
+            max_event_age_seconds: max_age,
+            ..rules.clone()
+        }),
+        _ => Cow::Borrowed(rules),
+    };
     if envelope.source.len() <= MAX_ENVELOPE_TEXT_LEN
         && !rules.accepted_sources.contains(&envelope.source)
     {
@@ -269,7 +307,12 @@ pub fn decode(raw: &str, rules: &Rules, now: DateTime<Utc>) -> Result<MarketEven
     );
     let currency = v.currency(&mut detail);
     let detail_timestamp = v.string(&mut detail, "timestamp", false);
-    let event_time = v.event_time(detail_timestamp.as_deref(), envelope.time, rules, now);
+    let event_time = v.event_time(
+        detail_timestamp.as_deref(),
+        envelope.time,
+        &rules_for_time,
+        now,
+    );
 
     let body = match kind {
         Some(Kind::Trade) => v.trade(&mut detail).map(Body::Trade),
@@ -313,9 +356,57 @@ pub fn decode(raw: &str, rules: &Rules, now: DateTime<Utc>) -> Result<MarketEven
                 currency,
                 body,
                 extra: detail,
+                replay_name,
             })
         }
         _ => Err(reject(envelope, v.violations)),
+    }
+}
+
+/// The envelope's `replay-name`, if any, read in a second pass only when the text mentions it:
+/// the typed envelope has no such field, and the common event must not pay for one.
+fn replay_name(raw: &str, rules: &Rules, v: &mut Validator) -> Option<String> {
+    if !raw.contains(names::REPLAY_NAME) {
+        return None;
+    }
+    #[derive(Deserialize)]
+    struct ReplayField {
+        // `null` is present, and refused: EventBridge writes a name.
+        #[serde(rename = "replay-name", default, deserialize_with = "present")]
+        replay_name: Option<Value>,
+    }
+    fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+        Value::deserialize(d).map(Some)
+    }
+    // The envelope decoded already, so this reads; a failure leaves the field absent.
+    let value = serde_json::from_str::<ReplayField>(raw).ok()?.replay_name?;
+    if rules.replay_max_age_seconds.is_none() {
+        v.fail(
+            names::REPLAY_NAME,
+            "is set only by EventBridge on events it replays from an archive; a stream record \
+             cannot carry it",
+        );
+        return None;
+    }
+    match value {
+        Value::String(name)
+            if !name.is_empty()
+                && name.len() <= MAX_REPLAY_NAME_LEN
+                && name.chars().all(is_replay_name_char) =>
+        {
+            Some(name)
+        }
+        other => {
+            v.fail(
+                names::REPLAY_NAME,
+                format!(
+                    "must be 1 to {MAX_REPLAY_NAME_LEN} of A-Z a-z 0-9 . - _ (a replay name), \
+                     found {}",
+                    describe(&other)
+                ),
+            );
+            None
+        }
     }
 }
 
@@ -560,8 +651,17 @@ struct Validator {
 impl Validator {
     fn fail(&mut self, field: &str, rule: impl Into<String>) {
         let field = match field {
-            "id" | "source" | "detail-type" | "time" | "detail" | "event" | "version"
-            | "account" | "region" | "resources" => field.to_string(),
+            "id"
+            | "source"
+            | "detail-type"
+            | "time"
+            | "detail"
+            | "event"
+            | "version"
+            | "account"
+            | "region"
+            | "resources"
+            | names::REPLAY_NAME => field.to_string(),
             _ => format!("detail.{field}"),
         };
         self.violations.push(Violation {

@@ -25,6 +25,47 @@ pub struct Processor {
     settings: Settings,
     rules: Rules,
     store: Store,
+    /// The latest-price write is returned to the caller instead of made (a Kinesis batch:
+    /// [`Processor::process_batch`] writes the newest of each key once).
+    defer_latest: bool,
+}
+
+/// One event's outcome, and the latest-price write it still owes when that is deferred.
+pub(crate) struct Handled {
+    pub outcome: Outcome,
+    pub latest: Option<item::Latest>,
+}
+
+/// What an outcome tells the feed-health metrics.
+struct Feed<'a> {
+    /// As validated; `None` when the event was not readable that far.
+    exchange: Option<&'a str>,
+    event_type: &'static str,
+    lag_ms: Option<i64>,
+    reason_class: Option<&'static str>,
+}
+
+impl<'a> Feed<'a> {
+    fn of(event: &'a MarketEvent, lag_ms: Option<i64>) -> Self {
+        Feed {
+            exchange: Some(&event.exchange),
+            event_type: event.kind.as_str(),
+            lag_ms,
+            reason_class: None,
+        }
+    }
+}
+
+/// How a copy found the record key it was written under.
+enum Via {
+    /// Its own: the envelope id, or a redriven copy's original id.
+    Envelope,
+    /// A trade's dedupe guard, held by another copy of the trade.
+    TradeGuard(String),
+    /// A replayed copy's original, found by content under another id.
+    Content,
+    /// A replayed copy's guard, held by another replayed copy of the same archived event.
+    ReplayGuard(String),
 }
 
 /// How a valid event ended in the store.
@@ -58,6 +99,12 @@ pub enum ProcessError {
         #[source]
         source: StoreError,
     },
+    #[error("event {event_id:?} stored, but its latest-price view not updated: {source}")]
+    Latest {
+        event_id: String,
+        #[source]
+        source: StoreError,
+    },
     #[error("event {event_id:?} not audited as {status}: {source}")]
     Audit {
         event_id: String,
@@ -80,31 +127,47 @@ impl Processor {
             accepted_sources: settings.accepted_sources.clone(),
             max_future_skew_seconds: settings.max_future_skew_seconds,
             max_event_age_seconds: settings.max_event_age_seconds,
+            // A replayed event is as old as the range replayed; it is refused only once its
+            // record would be stored with less than a day to live (its TTL runs from the event
+            // time), so an archive kept up to `ttl_days - 1` days can always be replayed.
+            replay_max_age_seconds: Some(settings.ttl_days.saturating_sub(1) * 86_400),
         };
         let store = Store::new(
             client,
             settings.market_data_table.clone(),
             settings.audit_trail_table.clone(),
+            settings.latest_table.clone(),
             settings.index_buckets,
         );
         Processor {
             settings,
             rules,
             store,
+            defer_latest: false,
         }
     }
 
     /// This processor, writing its items the way the stream path indexes them
-    /// ([`names::Ingest`]).
+    /// ([`names::Ingest`]), refusing `replay-name` (only EventBridge replays), and leaving the
+    /// latest-price writes to the batch, which makes one per key and view.
     pub fn streamed(&self) -> Processor {
         Processor {
             store: self.store.streamed(),
+            rules: Rules {
+                replay_max_age_seconds: None,
+                ..self.rules.clone()
+            },
+            defer_latest: true,
             ..self.clone()
         }
     }
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
     }
 
     /// See [`Store::warm_up`].
@@ -133,6 +196,19 @@ impl Processor {
         request_id: &str,
         budget: Option<Duration>,
     ) -> Result<Outcome, ProcessError> {
+        self.handle_within(raw, request_id, budget)
+            .await
+            .map(|handled| handled.outcome)
+    }
+
+    /// [`process_within`](Self::process_within), with the latest-price write it owes when this
+    /// processor defers them.
+    pub(crate) async fn handle_within(
+        &self,
+        raw: &str,
+        request_id: &str,
+        budget: Option<Duration>,
+    ) -> Result<Handled, ProcessError> {
         let Some(budget) = budget else {
             return self.process_unbounded(raw, request_id).await;
         };
@@ -153,7 +229,7 @@ impl Processor {
         &self,
         raw: &str,
         request_id: &str,
-    ) -> Result<Outcome, ProcessError> {
+    ) -> Result<Handled, ProcessError> {
         let started = Instant::now();
         let received_at = Utc::now();
         let elapsed_ms = || started.elapsed().as_secs_f64() * 1000.0;
@@ -166,9 +242,18 @@ impl Processor {
 
         let event = match event::decode(raw, &self.rules, received_at) {
             Ok(event) => event,
-            Err(rejection) => return self.reject(rejection, raw, request_id, started).await,
+            Err(rejection) => {
+                return self
+                    .reject(rejection, raw, request_id, started)
+                    .await
+                    .map(|outcome| Handled {
+                        outcome,
+                        latest: None,
+                    });
+            }
         };
 
+        let owed;
         let (status, reason) = match self.store_event(&event, received_at, request_id).await {
             Ok(stored) => {
                 let processed = item::processed_audit(
@@ -176,9 +261,30 @@ impl Processor {
                     &stored.received_at,
                     &audit_ctx(elapsed_ms()),
                 );
+                // Written on duplicates too: the copy that stored the record may have failed
+                // before its latest write, and the write is conditional on being newer.
+                let latest = item::latest(&stored.event, self.settings.ttl_days);
+                let latest_write = async {
+                    match latest {
+                        Some(latest) if !self.defer_latest => self
+                            .store
+                            .put_latest(latest)
+                            .await
+                            .map(|_| None)
+                            .map_err(|source| ProcessError::Latest {
+                                event_id: event.record_id.clone(),
+                                source,
+                            }),
+                        deferred => Ok(deferred),
+                    }
+                };
                 if stored.new {
-                    self.audit(processed, Some(&event.record_id), Status::Processed)
-                        .await?;
+                    let (audit, latest) = tokio::join!(
+                        self.audit(processed, Some(&event.record_id), Status::Processed),
+                        latest_write
+                    );
+                    audit?;
+                    owed = latest?;
                     (Status::Processed, stored.reason)
                 } else {
                     // The record's own invocation may have failed after storing it (its PROCESSED
@@ -190,15 +296,17 @@ impl Processor {
                         &stored.reason,
                         &audit_ctx(elapsed_ms()),
                     );
-                    let (backfill, audit) = tokio::join!(
+                    let (backfill, audit, latest) = tokio::join!(
                         self.store.backfill_audit(processed),
-                        self.store.write_audit(duplicate)
+                        self.store.write_audit(duplicate),
+                        latest_write
                     );
                     for (result, status) in
                         [(backfill, Status::Processed), (audit, Status::Duplicate)]
                     {
                         result.map_err(audit_failed(Some(&event.record_id), status))?;
                     }
+                    owed = latest?;
                     (Status::Duplicate, stored.reason)
                 }
             }
@@ -222,6 +330,7 @@ impl Processor {
                     reason,
                     request_id,
                     elapsed_ms(),
+                    Feed::of(&event, None),
                 );
                 return Err(ProcessError::Store {
                     event_id: event.envelope_id,
@@ -229,14 +338,26 @@ impl Processor {
                 });
             }
         };
-        Ok(self.finish(
-            status,
-            Some(event.envelope_id),
-            Some(event.detail_type),
-            reason,
-            request_id,
-            elapsed_ms(),
-        ))
+        Ok(Handled {
+            outcome: {
+                let lag = (status == Status::Processed).then(|| {
+                    Utc::now()
+                        .signed_duration_since(event.event_time)
+                        .num_milliseconds()
+                });
+                let feed = Feed::of(&event, lag);
+                self.finish(
+                    status,
+                    Some(event.envelope_id.clone()),
+                    Some(event.detail_type.clone()),
+                    reason,
+                    request_id,
+                    elapsed_ms(),
+                    feed,
+                )
+            },
+            latest: owed,
+        })
     }
 
     /// Audits `rejection` of `raw` as REJECTED; `Err` only when that entry cannot be written.
@@ -258,6 +379,14 @@ impl Processor {
         let audit = item::audit_for_rejection(&rejection, raw, &ctx);
         self.audit(audit, rejection.envelope_id.as_deref(), Status::Rejected)
             .await?;
+        let feed = Feed {
+            exchange: None,
+            event_type: rejection
+                .kind
+                .map_or(item::UNKNOWN_EVENT_TYPE, |k| k.as_str()),
+            lag_ms: None,
+            reason_class: Some(rejection.class()),
+        };
         Ok(self.finish(
             Status::Rejected,
             rejection.envelope_id,
@@ -265,6 +394,7 @@ impl Processor {
             reason,
             request_id,
             elapsed_ms(),
+            feed,
         ))
     }
 
@@ -279,6 +409,7 @@ impl Processor {
         let ttl_days = self.settings.ttl_days;
         let dedupe_key = item::dedupe_key(event);
         let mut stored_as = Cow::Borrowed(event);
+        let mut via = Via::Envelope;
         if let Some(key) = &dedupe_key {
             let guard = item::guard(event, key, ttl_days);
             if let GuardOutcome::TakenBy { owner, timestamp } =
@@ -291,6 +422,28 @@ impl Processor {
                 // The owner's own retry or redrive then meets that record. One key, so however
                 // many copies race, one record.
                 stored_as = Cow::Owned(adopt(event, owner, &timestamp)?);
+                via = Via::TradeGuard(key.clone());
+            }
+        } else if event.replay_name.is_some() {
+            // EventBridge does not say that a replayed event keeps its envelope id, so a replayed
+            // copy finds its original by content; if there is none (the original was rejected,
+            // or never came), the copies of the archived event share one guard, as a trade's
+            // copies share theirs.
+            let probe = item::record(event, None, received_at, request_id, ttl_days);
+            if let Some(owner) = self.store.find_same(&probe).await? {
+                if owner != event.record_id {
+                    stored_as = Cow::Owned(adopt(event, owner, &event.timestamp_key())?);
+                    via = Via::Content;
+                }
+            } else {
+                let key = item::replay_key(event);
+                let guard = item::guard(event, &key, ttl_days);
+                if let GuardOutcome::TakenBy { owner, timestamp } =
+                    self.store.claim_guard(guard, &event.record_id).await?
+                {
+                    stored_as = Cow::Owned(adopt(event, owner, &timestamp)?);
+                    via = Via::ReplayGuard(key);
+                }
             }
         }
         let record = item::record(
@@ -300,15 +453,18 @@ impl Processor {
             request_id,
             ttl_days,
         );
-        let taken_from =
-            (stored_as.record_id != event.record_id).then(|| stored_as.record_id.clone());
+        let owner = stored_as.record_id.clone();
         Ok(match self.store.put_record(record, request_id).await? {
             RecordOutcome::Stored { received_at } => Stored {
-                reason: match &taken_from {
-                    None => "stored".to_string(),
-                    Some(owner) => format!(
+                reason: match via {
+                    Via::Envelope | Via::Content => "stored".to_string(),
+                    Via::TradeGuard(_) => format!(
                         "stored under event {owner:?}, the trade's first copy, whose own record \
                          had not landed"
+                    ),
+                    Via::ReplayGuard(_) => format!(
+                        "stored under event {owner:?}, the first replayed copy of this archived \
+                         event, whose own record had not landed"
                     ),
                 },
                 event: stored_as,
@@ -316,11 +472,19 @@ impl Processor {
                 new: true,
             },
             RecordOutcome::Duplicate { received_at } => Stored {
-                reason: match (&taken_from, &dedupe_key) {
-                    (Some(owner), Some(key)) => {
+                reason: match via {
+                    Via::Envelope => "already stored: same envelope id and event time".to_string(),
+                    Via::TradeGuard(key) => {
                         format!("same trade as event {owner:?} (dedupe key {key})")
                     }
-                    _ => "already stored: same envelope id and event time".to_string(),
+                    Via::Content => format!(
+                        "replayed under a new id; same event as stored event {owner:?} (same \
+                         content at the same event time)"
+                    ),
+                    Via::ReplayGuard(key) => format!(
+                        "replayed copy of the same archived event as event {owner:?} (replay key \
+                         {key})"
+                    ),
                 },
                 event: stored_as,
                 received_at,
@@ -342,6 +506,7 @@ impl Processor {
     }
 
     /// Logs and meters an outcome.
+    #[allow(clippy::too_many_arguments)]
     fn finish(
         &self,
         status: Status,
@@ -350,6 +515,7 @@ impl Processor {
         reason: String,
         request_id: &str,
         processing_ms: f64,
+        feed: Feed,
     ) -> Outcome {
         let outcome = Outcome {
             status: status.as_str(),
@@ -367,7 +533,21 @@ impl Processor {
             reason = %outcome.reason,
             "event handled"
         );
-        metrics::emit(&self.settings.environment, status, processing_ms);
+        let exchange = feed
+            .exchange
+            .filter(|exchange| self.settings.metric_exchanges.iter().any(|e| e == exchange))
+            .unwrap_or(names::METRIC_OTHER_EXCHANGE);
+        metrics::emit(
+            &self.settings.environment,
+            &metrics::Sample {
+                status,
+                processing_ms,
+                exchange,
+                event_type: feed.event_type,
+                lag_ms: feed.lag_ms,
+                reason_class: feed.reason_class,
+            },
+        );
         outcome
     }
 }
@@ -455,7 +635,10 @@ pub fn budget(deadline_ms: u64, now: std::time::SystemTime) -> Duration {
 impl ProcessError {
     /// The `errorType` Lambda records and the DLQ message carries.
     pub fn error_type(&self) -> &'static str {
-        let (ProcessError::Store { source, .. } | ProcessError::Audit { source, .. }) = self else {
+        let (ProcessError::Store { source, .. }
+        | ProcessError::Audit { source, .. }
+        | ProcessError::Latest { source, .. }) = self
+        else {
             return "DeadlineExceeded";
         };
         match source {

@@ -53,33 +53,132 @@ pub fn dedupe_key(event: &MarketEvent) -> Option<String> {
         return None;
     };
     let trade_id = trade.trade_id.as_deref()?;
-    let mut hasher = Sha256::new();
     let extra = extra_json(event);
-    for part in [
+    Some(content_key(
+        names::DEDUPE_KEY_PREFIX,
+        &[
+            event.detail_type.as_str(),
+            event.exchange.as_str(),
+            event.symbol.as_str(),
+            trade_id,
+            &trade.price.to_string(),
+            &trade.volume.to_string(),
+            trade.side.map_or("", |side| side.as_str()),
+            event.currency.as_str(),
+            event.detail_timestamp.as_deref().unwrap_or(""),
+            &extra,
+        ],
+    ))
+}
+
+/// The guard key of a replayed event that has no trade guard: every replayed copy of one
+/// archived event has the same source, detail-type, event time and detail, whatever envelope id
+/// the replay gave it, so the copies of a replay (or of two overlapping replays) claim one
+/// guard and store one record.
+pub fn replay_key(event: &MarketEvent) -> String {
+    let extra = extra_json(event);
+    let numbers: Vec<String> = content_numbers(event)
+        .into_iter()
+        .map(|(name, value)| format!("{name}={}", value.unwrap_or_default()))
+        .collect();
+    let mut parts = vec![
+        event.source.as_str(),
         event.detail_type.as_str(),
         event.exchange.as_str(),
         event.symbol.as_str(),
-        trade_id,
-        &trade.price.to_string(),
-        &trade.volume.to_string(),
-        trade.side.map_or("", |side| side.as_str()),
         event.currency.as_str(),
         event.detail_timestamp.as_deref().unwrap_or(""),
         &extra,
-    ] {
-        // Length-prefixed so that no two different field lists hash the same bytes.
+    ];
+    let time = event.timestamp_key();
+    parts.push(&time);
+    parts.extend(numbers.iter().map(String::as_str));
+    content_key(names::REPLAY_KEY_PREFIX, &parts)
+}
+
+/// The number and text fields of an event's body, by attribute name, absent ones as `None`.
+fn content_numbers(event: &MarketEvent) -> Vec<(&'static str, Option<String>)> {
+    let text = |v: Option<rust_decimal::Decimal>| v.map(|d| d.to_string());
+    match &event.body {
+        Body::Trade(trade) => vec![
+            (names::PRICE, Some(trade.price.to_string())),
+            (names::VOLUME, Some(trade.volume.to_string())),
+            (names::TRADE_ID, trade.trade_id.clone()),
+            (
+                names::SIDE,
+                trade.side.map(|side| side.as_str().to_string()),
+            ),
+        ],
+        Body::Quote(quote) => vec![
+            (names::BID, text(quote.bid)),
+            (names::ASK, text(quote.ask)),
+            (names::PRICE, text(quote.price)),
+            (names::BID_SIZE, quote.bid_size.map(|n| n.to_string())),
+            (names::ASK_SIZE, quote.ask_size.map(|n| n.to_string())),
+        ],
+    }
+}
+
+/// `prefix` and the hex SHA-256 of `parts`, each length-prefixed so that no two different
+/// lists hash the same bytes.
+fn content_key(prefix: &str, parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part.as_bytes());
     }
     let digest = hasher.finalize();
-    let mut key = String::with_capacity(names::DEDUPE_KEY_PREFIX.len() + 64);
-    key.push_str(names::DEDUPE_KEY_PREFIX);
+    let mut key = String::with_capacity(prefix.len() + 64);
+    key.push_str(prefix);
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for byte in digest {
         key.push(char::from(HEX[usize::from(byte >> 4)]));
         key.push(char::from(HEX[usize::from(byte & 0x0f)]));
     }
-    Some(key)
+    key
+}
+
+/// The attributes that make two records the same event, whatever ids they are stored under.
+const CONTENT_ATTRIBUTES: [&str; 17] = [
+    names::TIMESTAMP,
+    names::EVENT_TYPE,
+    names::DETAIL_TYPE,
+    names::SOURCE,
+    names::EXCHANGE,
+    names::SYMBOL,
+    names::CURRENCY,
+    names::PRICE,
+    names::VOLUME,
+    names::TRADE_ID,
+    names::SIDE,
+    names::BID,
+    names::ASK,
+    names::BID_SIZE,
+    names::ASK_SIZE,
+    names::SOURCE_TIMESTAMP,
+    names::EXTRA,
+];
+
+/// Whether a stored record holds the same event as `record` (built for a replayed copy):
+/// equal on every content attribute, numbers compared as decimals, as DynamoDB may write them
+/// back in another form.
+pub fn same_content(stored: &Item, record: &Item) -> bool {
+    CONTENT_ATTRIBUTES
+        .iter()
+        .all(|name| match (stored.get(*name), record.get(*name)) {
+            (None, None) => true,
+            (Some(AttributeValue::N(a)), Some(AttributeValue::N(b))) => {
+                match (
+                    a.parse::<rust_decimal::Decimal>(),
+                    b.parse::<rust_decimal::Decimal>(),
+                ) {
+                    (Ok(a), Ok(b)) => a == b,
+                    _ => a == b,
+                }
+            }
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        })
 }
 
 /// The unknown detail fields as JSON text, the form both the dedupe hash and the record use.
@@ -203,6 +302,57 @@ pub fn guard(event: &MarketEvent, dedupe_key: &str, ttl_days: u32) -> Item {
     ])
 }
 
+/// A latest-price item ([`names::LATEST_SCHEMA`]) and the order it is kept by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latest {
+    /// The sort key: `trade#NASDAQ` or `quote#NASDAQ`.
+    pub view: String,
+    /// The event's time key and record id: a write lands only over an item whose pair is
+    /// smaller, so the newest event wins whatever order copies arrive in, and a tie in time is
+    /// settled the same way everywhere.
+    pub order: (String, String),
+    pub item: Item,
+}
+
+/// The latest view `event` (as stored: its record id) updates: a trade the exchange's last
+/// trade, a quote with a bid or an ask its quote. A `Price Update` with neither updates none.
+pub fn latest(event: &MarketEvent, ttl_days: u32) -> Option<Latest> {
+    let view = match &event.body {
+        Body::Trade(_) => names::VIEW_TRADE,
+        Body::Quote(quote) if quote.bid.is_some() || quote.ask.is_some() => names::VIEW_QUOTE,
+        Body::Quote(_) => return None,
+    };
+    let view = names::latest_view(view, &event.exchange);
+    let time = event.timestamp_key();
+    let mut item = Item::with_capacity(16);
+    item.insert(names::SYMBOL.into(), s(&event.symbol));
+    item.insert(names::VIEW.into(), s(&view));
+    item.insert(names::EXCHANGE.into(), s(&event.exchange));
+    item.insert(names::EVENT_TYPE.into(), s(event.kind.as_str()));
+    item.insert(names::DETAIL_TYPE.into(), s(&event.detail_type));
+    item.insert(names::LATEST_EVENT_TIME.into(), s(&time));
+    item.insert(names::EVENT_ID.into(), s(&event.record_id));
+    item.insert(names::CURRENCY.into(), s(&event.currency));
+    for (name, value) in content_numbers(event) {
+        let Some(value) = value else { continue };
+        let attribute = if [names::TRADE_ID, names::SIDE].contains(&name) {
+            s(value)
+        } else {
+            AttributeValue::N(value)
+        };
+        item.insert(name.into(), attribute);
+    }
+    item.insert(
+        names::EXPIRES_AT.into(),
+        n(expires_at(event.event_time, ttl_days)),
+    );
+    Some(Latest {
+        view,
+        order: (time, event.record_id.clone()),
+        item,
+    })
+}
+
 /// What every audit entry records, whatever the outcome.
 pub struct AuditContext<'a> {
     pub request_id: &'a str,
@@ -261,6 +411,9 @@ pub fn audit_for_event(
 fn delivered_as(item: &mut Item, event: &MarketEvent) {
     if event.envelope_id != event.record_id {
         item.insert(names::DELIVERED_AS.into(), s(&event.envelope_id));
+    }
+    if let Some(replay) = &event.replay_name {
+        item.insert(names::REPLAYED_BY.into(), s(replay));
     }
 }
 
@@ -361,6 +514,7 @@ mod tests {
             accepted_sources: vec![names::DEFAULT_SOURCE.into()],
             max_future_skew_seconds: 300,
             max_event_age_seconds: 86_400,
+            replay_max_age_seconds: None,
         };
         match event::decode(&raw, &rules, now) {
             Ok(event) => event,

@@ -52,6 +52,7 @@ pub struct Store {
     client: Client,
     market_data_table: String,
     audit_trail_table: String,
+    latest_table: String,
     /// Every item is written with its index keys here, whichever path built it.
     index_buckets: u16,
     /// Which index copies the items get.
@@ -63,12 +64,14 @@ impl Store {
         client: Client,
         market_data_table: String,
         audit_trail_table: String,
+        latest_table: String,
         index_buckets: u16,
     ) -> Self {
         Store {
             client,
             market_data_table,
             audit_trail_table,
+            latest_table,
             index_buckets,
             ingest: names::Ingest::Bus,
         }
@@ -212,6 +215,79 @@ impl Store {
                 _ => Err(classify("PutItem", &err)),
             },
         }
+    }
+
+    /// Writes a latest-price item unless the table holds a newer event for its view (or this
+    /// one): `Ok(false)` when it held one, so out-of-order, redelivered and replayed copies never
+    /// overwrite fresher data.
+    pub async fn put_latest(&self, latest: item::Latest) -> Result<bool, StoreError> {
+        let (time, id) = latest.order;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.latest_table)
+            .set_item(Some(latest.item))
+            .condition_expression(
+                "attribute_not_exists(#view) OR #time < :time OR (#time = :time AND #id < :id)",
+            )
+            .expression_attribute_names("#view", names::VIEW)
+            .expression_attribute_names("#time", names::LATEST_EVENT_TIME)
+            .expression_attribute_names("#id", names::EVENT_ID)
+            .expression_attribute_values(":time", AttributeValue::S(time))
+            .expression_attribute_values(":id", AttributeValue::S(id))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
+                _ => Err(classify("PutItem", &err)),
+            },
+        }
+    }
+
+    /// The record key (`event_id`) of a stored record with the content of `record`, looked up
+    /// in `SymbolIndex` at the record's symbol and exact event time, every bucket: how a
+    /// replayed copy finds its original when the replay gave it a new envelope id. The index is
+    /// eventually consistent, which is safe here: a replay covers events old enough to have
+    /// settled (the replay command refuses a range still inside the retry windows).
+    pub async fn find_same(&self, record: &Item) -> Result<Option<String>, StoreError> {
+        let (Some(symbol), Some(time)) =
+            (text(record, names::SYMBOL), text(record, names::TIMESTAMP))
+        else {
+            return Ok(None);
+        };
+        let index = names::SYMBOL_INDEX_SCHEMA;
+        let lookups = names::bucket_keys(symbol, self.index_buckets).map(|bucket| {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.market_data_table)
+                .index_name(index.name)
+                .key_condition_expression("#bucket = :bucket AND #time = :time")
+                .expression_attribute_names("#bucket", index.hash_key)
+                .expression_attribute_names("#time", index.range_key)
+                .expression_attribute_values(":bucket", AttributeValue::S(bucket))
+                .expression_attribute_values(":time", AttributeValue::S(time.to_string()));
+            async move {
+                let mut pages = query.into_paginator().items().send();
+                while let Some(found) = pages.next().await {
+                    let found = found.map_err(|err| classify("Query", &err))?;
+                    if item::same_content(&found, record)
+                        && let Some(id) = text(&found, names::EVENT_ID)
+                    {
+                        return Ok::<_, StoreError>(Some(id.to_string()));
+                    }
+                }
+                Ok(None)
+            }
+        });
+        for found in futures_util::future::join_all(lookups).await {
+            if let Some(id) = found? {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
     }
 
     /// Writes one audit entry.

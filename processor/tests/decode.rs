@@ -10,6 +10,7 @@ fn rules() -> Rules {
         accepted_sources: vec!["market.data".into()],
         max_future_skew_seconds: 300,
         max_event_age_seconds: 7 * 86_400,
+        replay_max_age_seconds: None,
     }
 }
 
@@ -595,4 +596,97 @@ proptest! {
         prop_assert_eq!(Decimal::from_str_exact(&stored("bid")).unwrap(), bid);
         prop_assert_eq!(Decimal::from_str_exact(&stored("ask")).unwrap(), ask);
     }
+}
+
+/// An envelope EventBridge replayed from an archive: the event as it was put, `time` ten days
+/// back, and the `replay-name` EventBridge adds.
+fn replayed(replay_name: &str, age_days: i64) -> String {
+    format!(
+        r#"{{"version":"0","id":"evt-r","detail-type":"Trade Execution","source":"market.data","account":"123456789012","time":"{}","region":"us-east-1","resources":[],"replay-name":{replay_name},"detail":{TRADE}}}"#,
+        at(-age_days * 86_400)
+    )
+}
+
+fn bus_rules() -> Rules {
+    Rules {
+        replay_max_age_seconds: Some(29 * 86_400),
+        ..rules()
+    }
+}
+
+#[test]
+fn a_replayed_event_may_be_as_old_as_the_replay_age_allows() {
+    let e = decode(&replayed(r#""fix-2026-11-24""#, 10), &bus_rules(), now()).unwrap();
+    assert_eq!(e.replay_name.as_deref(), Some("fix-2026-11-24"));
+    assert_eq!(e.envelope_id, "evt-r");
+    // The same event without the field is refused for its age.
+    let plain = replayed(r#""x""#, 10).replace(r#""replay-name":"x","#, "");
+    let err = decode(&plain, &bus_rules(), now()).unwrap_err();
+    assert!(
+        err.reason().contains("s old; at most 604800 s"),
+        "{}",
+        err.reason()
+    );
+    // Past the replay age (the records' TTL less a day) it is refused too.
+    let err = decode(&replayed(r#""late""#, 30), &bus_rules(), now()).unwrap_err();
+    assert!(err.reason().starts_with("time: "), "{}", err.reason());
+    assert_eq!(err.class(), "time");
+}
+
+#[test]
+fn replay_name_is_refused_where_only_a_producer_could_have_set_it() {
+    // The stream path's rules: the envelope is the producer's own bytes.
+    let err = decode(&replayed(r#""fix""#, 0), &rules(), now()).unwrap_err();
+    assert!(
+        err.reason()
+            .starts_with("replay-name: is set only by EventBridge"),
+        "{}",
+        err.reason()
+    );
+    assert_eq!(err.class(), "envelope");
+    for bad in [
+        r#""""#,
+        r#""a b""#,
+        "7",
+        "null",
+        &format!("\"{}\"", "r".repeat(65)),
+    ] {
+        let err = decode(&replayed(bad, 1), &bus_rules(), now()).unwrap_err();
+        assert!(
+            err.reason().starts_with("replay-name: must be 1 to 64 of"),
+            "{bad}: {}",
+            err.reason()
+        );
+    }
+    // A detail field of that name is just an unknown field.
+    let detail = r#"{"exchange":"NASDAQ","symbol":"AAPL","price":1,"volume":1,"replay-name":"x"}"#;
+    let e = decode(&event("Trade Execution", detail), &rules(), now()).unwrap();
+    assert_eq!(e.replay_name, None);
+}
+
+#[test]
+fn each_rejection_has_a_reason_class() {
+    for (detail_type, detail, class) in [
+        (
+            "Trade Execution",
+            r#"{"exchange":"NASDAQ","symbol":"AAPL","price":-1,"volume":1}"#,
+            "field",
+        ),
+        ("Nope", TRADE, "detail-type"),
+        ("Trade Execution", "[1]", "malformed"),
+    ] {
+        let err = decode(&event(detail_type, detail), &rules(), now()).unwrap_err();
+        assert_eq!(err.class(), class, "{}", err.reason());
+        assert!(names::REJECT_CLASSES.contains(&err.class()));
+    }
+    let foreign = event("Trade Execution", TRADE).replace("market.data", "other.feed");
+    assert_eq!(
+        decode(&foreign, &rules(), now()).unwrap_err().class(),
+        "source"
+    );
+    let no_id = event("Trade Execution", TRADE).replace(r#""id":"evt-1","#, "");
+    assert_eq!(
+        decode(&no_id, &rules(), now()).unwrap_err().class(),
+        "envelope"
+    );
 }

@@ -34,6 +34,7 @@ pub struct Tables {
     pub suffix: String,
     pub market_data: String,
     pub audit_trail: String,
+    pub latest: String,
 }
 
 impl Tables {
@@ -42,9 +43,11 @@ impl Tables {
         let suffix = format!("t{}", uuid::Uuid::new_v4().simple());
         let market_data = names::suffixed(names::MARKET_DATA_TABLE_PREFIX, &suffix);
         let audit_trail = names::suffixed(names::AUDIT_TRAIL_TABLE_PREFIX, &suffix);
+        let latest = names::suffixed(names::LATEST_TABLE_PREFIX, &suffix);
         for table in [
             infra::model::market_data_table(market_data.clone()),
             infra::model::audit_trail_table(audit_trail.clone()),
+            infra::model::latest_table(latest.clone()),
         ] {
             harness::local::provision::create_table(&client, &table)
                 .await
@@ -55,6 +58,7 @@ impl Tables {
             suffix,
             market_data,
             audit_trail,
+            latest,
         }
     }
 
@@ -68,6 +72,7 @@ impl Tables {
                 names::ENV_AUDIT_TRAIL_TABLE.to_string(),
                 self.audit_trail.clone(),
             ),
+            (names::ENV_LATEST_TABLE.to_string(), self.latest.clone()),
             (names::ENV_ENVIRONMENT.to_string(), "test".to_string()),
             (names::ENV_INDEX_BUCKETS.to_string(), BUCKETS.to_string()),
         ]))
@@ -102,6 +107,11 @@ impl Tables {
 
     pub async fn audits(&self) -> Vec<HashMap<String, AttributeValue>> {
         self.scan(&self.audit_trail).await
+    }
+
+    /// Every latest-price item.
+    pub async fn latest_items(&self) -> Vec<HashMap<String, AttributeValue>> {
+        self.scan(&self.latest).await
     }
 
     async fn scan(&self, table: &str) -> Vec<HashMap<String, AttributeValue>> {

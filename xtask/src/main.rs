@@ -94,6 +94,10 @@ enum Command {
         /// With --redrive: seconds each redrive waits for the outcome of its copies.
         #[arg(long, default_value_t = dlq::redrive::DEFAULT_SETTLE_SECONDS)]
         settle_seconds: u64,
+        /// With --local: after the run (and the redrives), replay the run's range from the
+        /// archive, with new envelope ids or kept ones; nothing may be stored new.
+        #[arg(long, value_enum)]
+        replay: Option<ReplayIds>,
         /// Seconds to wait for every event to be accounted for.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
@@ -177,14 +181,27 @@ enum Command {
         #[arg(long, requires = "redrive")]
         config: Option<String>,
     },
+    /// Replay events of a time range from a deployed stack's archive to the processor's rules
+    /// only (StartReplay with FilterArns), with its progress, and then what was stored new
+    /// against what was already there (docs/recovery.md, "Replaying from the archive").
+    Replay {
+        /// The deployed stack (outputs from pulumi).
+        #[arg(long, conflicts_with = "outputs", required_unless_present = "outputs")]
+        stack: Option<String>,
+        /// A stack's outputs file instead (a local stack's: the local stand-in replays).
+        #[arg(long)]
+        outputs: Option<PathBuf>,
+        #[command(flatten)]
+        replay: ReplayArgs,
+    },
     /// Read a deployed stack's newest records of a symbol (SymbolIndex) or an exchange
     /// (ExchangeIndex): every bucket of the stack's `dynamodb.index_buckets` queried and merged
-    /// by event time.
+    /// by event time. With --latest, the symbol's last trade and quote per exchange instead.
     Query {
         /// The deployed stack (outputs from pulumi; bucket count from stacks/<STACK>.yaml).
         #[arg(long)]
         stack: String,
-        #[arg(long, required_unless_present = "exchange")]
+        #[arg(long, required_unless_present_any = ["exchange", "latest"])]
         symbol: Option<String>,
         /// Alone: the exchange's records; with --symbol: the symbol's records on it.
         #[arg(long)]
@@ -194,6 +211,9 @@ enum Command {
         since: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// The latest view of this symbol (the latest-price table) instead of its records.
+        #[arg(long, conflicts_with_all = ["symbol", "exchange", "since"])]
+        latest: Option<String>,
     },
     /// Monthly cost estimate of a stack from its config, at a given traffic.
     Cost {
@@ -244,6 +264,58 @@ fn parse_arch(value: &str) -> Result<stack::Architecture, String> {
     }
 }
 
+/// The range and rules of a replay, shared by `replay` and `local replay`.
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// Start of the range (event time, RFC 3339).
+    #[arg(long, value_parser = harness::replay::parse_time)]
+    from: harness::replay::Time,
+    /// End of the range, exclusive.
+    #[arg(long, value_parser = harness::replay::parse_time)]
+    to: harness::replay::Time,
+    /// The processor rules to replay to (comma-separated): trade, quote. Default: both.
+    #[arg(long, value_delimiter = ',')]
+    rules: Vec<String>,
+    /// Seconds the outcome count may stay unchanged before it is final.
+    #[arg(long, default_value_t = harness::replay::DEFAULT_SETTLE_SECONDS)]
+    settle_seconds: u64,
+    /// Replay although the range is inside EventBridge's and Lambda's retry windows.
+    #[arg(long)]
+    inside_retry_windows: bool,
+    /// Replay although the DLQ holds letters.
+    #[arg(long)]
+    with_dlq_letters: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReplayIds {
+    New,
+    Keep,
+}
+
+impl ReplayArgs {
+    fn request(self, ids: ReplayIds) -> harness::replay::Request {
+        harness::replay::Request {
+            from: self.from,
+            to: self.to,
+            rules: self.rules,
+            settle: Duration::from_secs(self.settle_seconds),
+            inside_retry_windows: self.inside_retry_windows,
+            with_dlq_letters: self.with_dlq_letters,
+            ids: ids.ids(),
+        }
+    }
+}
+
+impl ReplayIds {
+    fn ids(self) -> harness::replay::plan::Ids {
+        match self {
+            ReplayIds::New => harness::replay::plan::Ids::New,
+            ReplayIds::Keep => harness::replay::plan::Ids::Keep,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum LocalAction {
     /// Start the emulator and a background runner, provision, write target/local/outputs.json.
@@ -257,9 +329,10 @@ enum LocalAction {
     /// Publish your events to the local bus: one EventBridge entry per line
     /// ({"source": ..., "detail-type": ..., "detail": {...}}).
     Send { file: PathBuf },
-    /// Read stored records, newest first, over every index bucket.
+    /// Read stored records, newest first, over every index bucket; or with --latest, a
+    /// symbol's last trade and quote per exchange and its best bid and ask.
     Query {
-        #[arg(long, required_unless_present = "exchange")]
+        #[arg(long, required_unless_present_any = ["exchange", "latest"])]
         symbol: Option<String>,
         #[arg(long)]
         exchange: Option<String>,
@@ -268,6 +341,18 @@ enum LocalAction {
         since: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// The latest view of this symbol (the latest-price table) instead of its records.
+        #[arg(long, conflicts_with_all = ["symbol", "exchange", "since"])]
+        latest: Option<String>,
+    },
+    /// Replay a range of the local archive to the local processor (see `cargo xtask replay`).
+    Replay {
+        #[command(flatten)]
+        replay: ReplayArgs,
+        /// Replayed events get new envelope ids (as moto's replay gives them) or keep theirs;
+        /// EventBridge does not document which it does, and the processor handles both.
+        #[arg(long, value_enum, default_value_t = ReplayIds::New)]
+        ids: ReplayIds,
     },
     /// The background runner of `local up`.
     #[command(hide = true)]
@@ -312,14 +397,20 @@ fn run(cli: Cli) -> Result<()> {
                     exchange,
                     since,
                     limit,
+                    latest,
                 }) => {
                     let args = query::Args {
                         symbol,
                         exchange,
                         since,
                         limit,
+                        latest,
                     };
                     local::query_command(root, &args).await
+                }
+                Some(LocalAction::Replay { replay, ids }) => {
+                    let source = deployed::Source::File(infra::outputs::local_path(root));
+                    harness::replay::run(root, &source, &replay.request(ids)).await
                 }
             }
         }),
@@ -335,6 +426,7 @@ fn run(cli: Cli) -> Result<()> {
             redeliver_rate,
             redrive,
             settle_seconds,
+            replay,
         } => {
             let target = match (local, outputs, stack) {
                 (true, _, stack) => e2e::Target::Local(stack.unwrap_or_else(|| "dev".into())),
@@ -354,6 +446,7 @@ fn run(cli: Cli) -> Result<()> {
                 rate: Some(rate),
                 double_deliveries,
                 timeout: Duration::from_secs(timeout),
+                replay: replay.map(ReplayIds::ids),
             };
             block_on(e2e::run(root, &target, &options))
         }
@@ -418,18 +511,28 @@ fn run(cli: Cli) -> Result<()> {
             };
             dlq::run(root, &source, &args).await
         }),
+        Command::Replay {
+            stack,
+            outputs,
+            replay,
+        } => block_on(async {
+            let source = deployed::Source::from_args(stack, outputs)?;
+            harness::replay::run(root, &source, &replay.request(ReplayIds::New)).await
+        }),
         Command::Query {
             stack,
             symbol,
             exchange,
             since,
             limit,
+            latest,
         } => {
             let args = query::Args {
                 symbol,
                 exchange,
                 since,
                 limit,
+                latest,
             };
             block_on(query::run(root, &stack, &args))
         }

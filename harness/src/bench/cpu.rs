@@ -197,11 +197,12 @@ pub fn hot_path(
 }
 
 fn baseline(env: &Env, events: &Path, stop: &str) -> Result<Loop> {
-    let vars = handler_vars(
-        "http://127.0.0.1:9",
-        "market-data-bench",
-        "audit-trail-bench",
-    );
+    let tables = Tables {
+        market: "market-data-bench",
+        audit: "audit-trail-bench",
+        latest: "latest-prices-bench",
+    };
+    let vars = handler_vars(&tables, "http://127.0.0.1:9");
     let output = env
         .python(&["cpu", &events.display().to_string(), "1", stop], &vars)
         .output()
@@ -229,12 +230,30 @@ fn baseline(env: &Env, events: &Path, stop: &str) -> Result<Loop> {
     })
 }
 
+/// The tables a handler under measurement writes to.
+pub struct Tables<'a> {
+    pub market: &'a str,
+    pub audit: &'a str,
+    pub latest: &'a str,
+}
+
+impl<'a> Tables<'a> {
+    pub fn of(outputs: &'a infra::outputs::Outputs) -> Self {
+        Tables {
+            market: &outputs.market_data_table_name,
+            audit: &outputs.audit_trail_table_name,
+            latest: &outputs.latest_table_name,
+        }
+    }
+}
+
 /// What both handlers read from their environment, pointing at `endpoint`.
-pub fn handler_vars(endpoint: &str, market: &str, audit: &str) -> Vec<(&'static str, String)> {
+pub fn handler_vars(outputs: &Tables, endpoint: &str) -> Vec<(&'static str, String)> {
     let mut vars = crate::aws::emulated_env(endpoint);
     vars.extend([
-        (names::ENV_MARKET_DATA_TABLE, market.to_string()),
-        (names::ENV_AUDIT_TRAIL_TABLE, audit.to_string()),
+        (names::ENV_MARKET_DATA_TABLE, outputs.market.to_string()),
+        (names::ENV_AUDIT_TRAIL_TABLE, outputs.audit.to_string()),
+        (names::ENV_LATEST_TABLE, outputs.latest.to_string()),
         (names::ENV_ENVIRONMENT, "bench".to_string()),
     ]);
     vars

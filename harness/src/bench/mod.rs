@@ -398,6 +398,7 @@ mod tests {
             accepted_sources: vec![names::DEFAULT_SOURCE.into()],
             max_future_skew_seconds: 300,
             max_event_age_seconds: 7 * 86_400,
+            replay_max_age_seconds: None,
         };
         let mut ids = std::collections::HashSet::new();
         for (n, event) in events.iter().enumerate() {

@@ -211,11 +211,7 @@ async fn run_side(env: &Env, side: Side, session: &[SampleEvent]) -> Result<Pipe
             runner_task = Some(tokio::spawn(runner.run(stopped)));
         }
         Side::Baseline => {
-            let vars = cpu::handler_vars(
-                &local.moto.endpoint,
-                &outputs.market_data_table_name,
-                &outputs.audit_trail_table_name,
-            );
+            let vars = cpu::handler_vars(&cpu::Tables::of(outputs), &local.moto.endpoint);
             let log = env.dir.join("baseline-consumer.log");
             let log = std::fs::File::create(&log)
                 .with_context(|| format!("creating {}", log.display()))?;

@@ -44,11 +44,7 @@ fn handler_process(
     api: SocketAddr,
     endpoint: &str,
 ) -> Command {
-    let mut vars = cpu::handler_vars(
-        endpoint,
-        &local.outputs.market_data_table_name,
-        &local.outputs.audit_trail_table_name,
-    );
+    let mut vars = cpu::handler_vars(&cpu::Tables::of(&local.outputs), endpoint);
     vars.extend([
         ("AWS_LAMBDA_RUNTIME_API", api.to_string()),
         ("AWS_LAMBDA_FUNCTION_NAME", "market-processor-bench".into()),

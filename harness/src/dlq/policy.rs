@@ -153,6 +153,7 @@ pub fn as_stored(event: &Event) -> Option<MarketEvent> {
         accepted_sources: vec![event.source.clone()],
         max_future_skew_seconds: u32::MAX,
         max_event_age_seconds: u32::MAX,
+        replay_max_age_seconds: None,
     };
     processor::event::decode(&envelope, &rules, Utc::now()).ok()
 }

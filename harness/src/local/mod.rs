@@ -59,6 +59,8 @@ impl LocalStack {
         let outputs = provision::provision(&sdk, &model, &moto.endpoint)
             .await
             .context("provisioning the local stack")?;
+        // A fresh stack has an empty archive: what an earlier local stack captured is not its.
+        crate::replay::archive::forget(root, &model)?;
         Ok(LocalStack {
             moto,
             model,
@@ -325,11 +327,17 @@ pub async fn run(root: &Path, stack: &str, events: usize) -> Result<()> {
             exchange: None,
             since: None,
             limit: 5,
+            latest: None,
         },
         Some("trade"),
     )
     .await?;
     print_rows(&rows);
+    for symbol in ["AAPL", "IBM"] {
+        let items =
+            query::latest(&clients.dynamodb, &local.outputs.latest_table_name, symbol).await?;
+        query::print_latest(symbol, &items);
+    }
     println!("\nwall time {:.1} s", started.elapsed().as_secs_f64());
     if !report.ok() {
         bail!(
@@ -531,6 +539,11 @@ pub async fn query_command(root: &Path, args: &query::Args) -> Result<()> {
     let outputs = Outputs::read(&outputs::local_path(root))?;
     let model = query::stack_model(root, None, &outputs)?;
     let clients = Clients::for_stack(&outputs).await;
+    if let Some(symbol) = &args.latest {
+        let items = query::latest(&clients.dynamodb, &outputs.latest_table_name, symbol).await?;
+        query::print_latest(symbol, &items);
+        return Ok(());
+    }
     let rows = query::records(
         &clients.dynamodb,
         &outputs,

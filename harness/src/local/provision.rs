@@ -97,6 +97,30 @@ pub async fn provision(config: &SdkConfig, model: &Model, endpoint: &str) -> Res
         None => None,
     };
 
+    // The archive as EventBridge holds it (moto keeps one too, which gives its ARN), and the
+    // capture the local replay reads (replay::archive says why moto's own replay is not used).
+    let archive_name = model.archive.name.clone();
+    let archive_arn = events
+        .create_archive()
+        .archive_name(&archive_name)
+        .event_source_arn(&bus_arn)
+        .event_pattern(model.archive.event_pattern.to_string())
+        .retention_days(i32::try_from(model.archive.retention_days).unwrap_or(i32::MAX))
+        .send()
+        .await
+        .map_err(|e| crate::aws::sdk_error("CreateArchive", e))?
+        .archive_arn
+        .ok_or_else(|| anyhow!("CreateArchive returned no ARN"))?;
+    crate::replay::archive::provision(&events, &sqs, model).await?;
+    let table_named = |prefix: &str| {
+        model
+            .tables
+            .iter()
+            .position(|t| t.prefix == prefix)
+            .ok_or_else(|| anyhow!("the model has no {prefix} table"))
+    };
+    let latest = table_named(names::LATEST_TABLE_PREFIX)?;
+
     let function_arn = format!(
         "arn:aws:lambda:{region}:{EMULATOR_ACCOUNT}:function:{}",
         model.function.name
@@ -110,6 +134,10 @@ pub async fn provision(config: &SdkConfig, model: &Model, endpoint: &str) -> Res
         market_data_table_arn: table_arns[0].clone(),
         audit_trail_table_name: model.tables[1].name.clone(),
         audit_trail_table_arn: table_arns[1].clone(),
+        latest_table_name: model.tables[latest].name.clone(),
+        latest_table_arn: table_arns[latest].clone(),
+        archive_name,
+        archive_arn,
         dlq_url,
         dlq_arn,
         log_group_name: model.log_group.name.clone(),
