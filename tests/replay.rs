@@ -33,26 +33,7 @@ fn envelope(
 async fn a_replay_that_keeps_the_envelope_id_stores_nothing_new() {
     let tables = Tables::create().await;
     let p = tables.processor();
-    let time = format_timestamp(Utc::now() - Duration::hours(2));
-    let original = pin_time(
-        &envelope("q-1", "Market Quote", QUOTE, Duration::zero(), None),
-        &time,
-    );
-    assert_eq!(
-        p.process(&original, "live").await.unwrap().status,
-        "PROCESSED"
-    );
-    let replayed = pin_time(
-        &envelope(
-            "q-1",
-            "Market Quote",
-            QUOTE,
-            Duration::zero(),
-            Some("fix-1"),
-        ),
-        &time,
-    );
-    let outcome = p.process(&replayed, "replay").await.unwrap();
+    let outcome = live_then_replayed(&p, ("q-1", "q-1"), "Market Quote", QUOTE, "fix-1").await;
     assert_eq!(outcome.status, "DUPLICATE", "{}", outcome.reason);
     let records = tables.records().await;
     assert_eq!(records.len(), 1);
@@ -104,6 +85,29 @@ async fn a_replay_under_new_ids_finds_its_original_by_content() {
         .collect();
     ids.sort();
     assert_eq!(ids, ["q-live", "q-other"]);
+}
+
+/// An event stored live an hour ago under `ids.0`, then delivered by replay `replay` under
+/// `ids.1`: the replay's outcome.
+async fn live_then_replayed(
+    p: &processor::Processor,
+    ids: (&str, &str),
+    detail_type: &str,
+    detail: &str,
+    replay: &str,
+) -> processor::handler::Outcome {
+    let time = format_timestamp(Utc::now() - Duration::hours(1));
+    let at_time = |id: &str, replay: Option<&str>| {
+        pin_time(
+            &envelope(id, detail_type, detail, Duration::zero(), replay),
+            &time,
+        )
+    };
+    let live = p.process(&at_time(ids.0, None), "live").await.unwrap();
+    assert_eq!(live.status, "PROCESSED", "{}", live.reason);
+    p.process(&at_time(ids.1, Some(replay)), "replay")
+        .await
+        .unwrap()
 }
 
 /// The same envelope with its `time` set to `time`, so two envelopes built apart share it.
@@ -190,26 +194,8 @@ async fn copies_of_an_event_whose_original_never_stored_store_once_however_they_
 async fn a_replayed_trade_under_a_new_id_meets_its_trade_guard() {
     let tables = Tables::create().await;
     let p = tables.processor();
-    let time = format_timestamp(Utc::now() - Duration::hours(1));
-    let original = pin_time(
-        &envelope("t-live", "Trade Execution", TRADE, Duration::zero(), None),
-        &time,
-    );
-    assert_eq!(
-        p.process(&original, "live").await.unwrap().status,
-        "PROCESSED"
-    );
-    let replayed = pin_time(
-        &envelope(
-            "t-new",
-            "Trade Execution",
-            TRADE,
-            Duration::zero(),
-            Some("fix-5"),
-        ),
-        &time,
-    );
-    let outcome = p.process(&replayed, "replay").await.unwrap();
+    let outcome =
+        live_then_replayed(&p, ("t-live", "t-new"), "Trade Execution", TRADE, "fix-5").await;
     assert_eq!(outcome.status, "DUPLICATE", "{}", outcome.reason);
     assert!(
         outcome.reason.contains("same trade as event \"t-live\""),

@@ -14,12 +14,16 @@ fuzz_target!(|data: &[u8]| {
         accepted_sources: vec!["market.data".into()],
         max_future_skew_seconds: 300,
         max_event_age_seconds: 7 * 86_400,
+        // The bus's rules, so that `replay-name` and its age rule are reached too.
+        replay_max_age_seconds: Some(29 * 86_400),
     };
     let now = chrono::DateTime::from_timestamp(1_764_072_000, 0).unwrap_or_default();
     match decode(raw, &rules, now) {
         Ok(event) => {
             let key = item::dedupe_key(&event);
             let record = item::record(&event, key.as_deref(), now, "fuzz", 30);
+            let _ = item::replay_key(&event);
+            let _ = item::latest(&event, 30);
             if let Body::Trade(trade) = &event.body {
                 let stored = match record.get("price") {
                     Some(aws_sdk_dynamodb::types::AttributeValue::N(text)) => text.clone(),

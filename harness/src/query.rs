@@ -357,12 +357,17 @@ pub fn best_quote(items: &[Item]) -> (Quoted, Quoted) {
     )
 }
 
-/// The latest view as the commands print it.
-pub fn print_latest(symbol: &str, items: &[Item]) {
-    let get = |item: &Item, key: &str| match item.get(key) {
+/// A string or number attribute as text; empty when absent.
+pub fn shown(item: &Item, key: &str) -> String {
+    match item.get(key) {
         Some(AttributeValue::S(s)) | Some(AttributeValue::N(s)) => s.clone(),
         _ => String::new(),
-    };
+    }
+}
+
+/// The latest view as the commands print it.
+pub fn print_latest(symbol: &str, items: &[Item]) {
+    let get = shown;
     println!("latest for {symbol}:");
     println!(
         "  {:<16} {:<25} {:>14} {:>8} {:>14} {:>14}  event",

@@ -568,10 +568,7 @@ pub async fn send(root: &Path, file: &Path) -> Result<()> {
 }
 
 pub fn print_rows(rows: &[HashMap<String, AttributeValue>]) {
-    let get = |item: &HashMap<String, AttributeValue>, key: &str| match item.get(key) {
-        Some(AttributeValue::S(s)) | Some(AttributeValue::N(s)) => s.clone(),
-        _ => String::new(),
-    };
+    let get = query::shown;
     println!(
         "  {:<25} {:<9} {:<8} {:<16} {:>14} {:>8} {:>14} {:>14}",
         "timestamp", "symbol", "exchange", "detail-type", "price", "volume", "bid", "ask"
