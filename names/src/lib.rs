@@ -188,6 +188,25 @@ pub fn latest_view(view: &str, exchange: &str) -> String {
     format!("{view}#{exchange}")
 }
 
+/// The longest `exchange` the processor accepts.
+pub const MAX_EXCHANGE_LEN: usize = 16;
+
+/// A character an `exchange` code may hold.
+pub fn is_exchange_char(c: char) -> bool {
+    c.is_ascii_uppercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_')
+}
+
+/// The processor's rule for an `exchange`: 1 to [`MAX_EXCHANGE_LEN`] of A-Z 0-9 . - _, starting
+/// with a letter or digit. Stack validation holds configured exchanges to it.
+pub fn is_exchange_code(code: &str) -> bool {
+    code.len() <= MAX_EXCHANGE_LEN
+        && code
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        && code.chars().all(is_exchange_char)
+}
+
 /// The source accepted when `ACCEPTED_SOURCES` is not set.
 pub const DEFAULT_SOURCE: &str = "market.data";
 
@@ -379,6 +398,28 @@ impl Ingest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exchange_codes_follow_the_processors_rule() {
+        for ok in [
+            "NASDAQ",
+            "LSE",
+            "X.1-A_B",
+            "7",
+            &"A".repeat(MAX_EXCHANGE_LEN),
+        ] {
+            assert!(is_exchange_code(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "nasdaq",
+            ".NYSE",
+            "NY SE",
+            &"A".repeat(MAX_EXCHANGE_LEN + 1),
+        ] {
+            assert!(!is_exchange_code(bad), "{bad}");
+        }
+    }
 
     /// Stored items were keyed with these values: if this test fails, queries no longer find
     /// them.

@@ -16,7 +16,7 @@ use crate::number::{self, NumberError};
 /// the bound keeps a stored item and a rejected event's audit copy far below DynamoDB's 400 KB.
 pub const MAX_DETAIL_BYTES: usize = 32 * 1024;
 pub const MAX_SYMBOL_LEN: usize = 32;
-pub const MAX_EXCHANGE_LEN: usize = 16;
+pub const MAX_EXCHANGE_LEN: usize = names::MAX_EXCHANGE_LEN;
 pub const MAX_TRADE_ID_LEN: usize = 64;
 /// Envelope strings are bounded in bytes of UTF-8, the unit DynamoDB and CloudWatch Logs limit:
 /// an `id` of 43 "€" is 43 characters but 129 bytes, and is refused.
@@ -295,7 +295,7 @@ pub fn decode(raw: &str, rules: &Rules, now: DateTime<Utc>) -> Result<MarketEven
         &mut detail,
         "exchange",
         MAX_EXCHANGE_LEN,
-        is_exchange_char,
+        names::is_exchange_char,
         "A-Z, 0-9, '.', '-', '_'",
     );
     let symbol = v.code(
@@ -964,10 +964,6 @@ impl Validator {
 fn truncate_to_millis(t: DateTime<Utc>) -> DateTime<Utc> {
     let nanos = t.timestamp_subsec_nanos();
     t - chrono::Duration::nanoseconds(i64::from(nanos % 1_000_000))
-}
-
-fn is_exchange_char(c: char) -> bool {
-    c.is_ascii_uppercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_')
 }
 
 fn is_symbol_char(c: char) -> bool {

@@ -78,25 +78,8 @@ pub async fn run(root: &Path, source: &Source, request: &Request) -> Result<()> 
     let model = crate::query::stack_model(root, stack, &outputs)?;
     let clients = Clients::for_stack(&outputs).await;
     let plan = Plan::new(&model, &outputs, request, Utc::now())?;
-    plan.check_dlq(&clients.sqs, &outputs).await?;
-    println!("{}", plan.describe());
-    let started = Utc::now();
-    let replayed = if outputs.endpoint_url.is_some() {
-        Some(archive::replay(root, &clients, &model, &outputs, &plan).await?)
-    } else {
-        start_and_follow(&clients.events, &plan).await?;
-        None
-    };
-    let tally = settle(
-        &clients.dynamodb,
-        &model,
-        &outputs,
-        &plan,
-        started,
-        replayed,
-        request.settle,
-    )
-    .await?;
+    let (replayed, tally) =
+        execute(root, &clients, &model, &outputs, &plan, request.settle).await?;
     print_tally(&plan, replayed, &tally);
     if tally.failed > 0 {
         bail!(
@@ -106,6 +89,39 @@ pub async fn run(root: &Path, source: &Source, request: &Request) -> Result<()> 
         );
     }
     Ok(())
+}
+
+/// Runs `plan` once its DLQ check passes: through the local stand-in for an emulated stack
+/// (which knows how many events it delivered), StartReplay otherwise; then counts the outcome
+/// until it is complete or has not changed for `settle`.
+pub async fn execute(
+    root: &Path,
+    clients: &Clients,
+    model: &Model,
+    outputs: &Outputs,
+    plan: &Plan,
+    settle_for: Duration,
+) -> Result<(Option<u64>, Tally)> {
+    plan.check_dlq(&clients.sqs, outputs).await?;
+    println!("{}", plan.describe());
+    let started = Utc::now();
+    let replayed = if outputs.endpoint_url.is_some() {
+        Some(archive::replay(root, clients, model, outputs, plan).await?)
+    } else {
+        start_and_follow(&clients.events, plan).await?;
+        None
+    };
+    let tally = settle(
+        &clients.dynamodb,
+        model,
+        outputs,
+        plan,
+        started,
+        replayed,
+        settle_for,
+    )
+    .await?;
+    Ok((replayed, tally))
 }
 
 /// StartReplay for the plan, then DescribeReplay until it ends, printing how far through the
@@ -164,7 +180,7 @@ fn smithy_time(t: DateTime<Utc>) -> aws_smithy_types::DateTime {
 
 /// Counts the audit entries of the replay until the count is complete (locally, where the
 /// number replayed is known) or has not changed for `settle`.
-pub async fn settle(
+async fn settle(
     dynamodb: &aws_sdk_dynamodb::Client,
     model: &Model,
     outputs: &Outputs,

@@ -8,23 +8,6 @@ use crate::stack::MetricsConfig;
 /// Each listed exchange adds [`FEED_EVENT_TYPES`] × [`METRICS_PER_FEED`] metric series, and
 /// CloudWatch bills every series each month it has data; 20 keeps that under $80 a month.
 pub const MAX_METRIC_EXCHANGES: usize = 20;
-/// The processor's own limit on an `exchange` (`processor::event::MAX_EXCHANGE_LEN`).
-const MAX_EXCHANGE_LEN: usize = 16;
-
-/// The processor's rule for an `exchange` (`processor::event`): 1 to 16 of A-Z 0-9 . - _,
-/// starting with a letter or digit. An entry it would refuse can never have an event.
-fn is_exchange_code(code: &str) -> bool {
-    let first_ok = code
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
-    first_ok
-        && code.len() <= MAX_EXCHANGE_LEN
-        && code
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'))
-}
-
 impl Checks {
     pub(super) fn metrics(&mut self, metrics: &MetricsConfig) {
         let exchanges = &metrics.exchanges;
@@ -42,13 +25,14 @@ impl Checks {
         }
         for (i, exchange) in exchanges.iter().enumerate() {
             let path = format!("metrics.exchanges[{i}]");
-            if !is_exchange_code(exchange) {
+            if !names::is_exchange_code(exchange) {
                 self.push(
                     &path,
                     format!(
                         "{exchange:?} is not an exchange code the processor accepts, so no event \
-                         would ever carry it; allowed 1 to {MAX_EXCHANGE_LEN} of A-Z 0-9 . - _, \
-                         starting with a letter or digit"
+                         would ever carry it; allowed 1 to {} of A-Z 0-9 . - _, \
+                         starting with a letter or digit",
+                        names::MAX_EXCHANGE_LEN
                     ),
                 );
             } else if exchange == names::METRIC_OTHER_EXCHANGE {
